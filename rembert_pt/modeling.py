@@ -1,0 +1,791 @@
+"""RemBERT in PyTorch: the backbone, its heads, read top to bottom.
+
+`rembert_tf/modeling.py` holds the same classes in the same order with the same argument names; what both
+need to agree on (weight names, input rules, loss choices, output fields) comes from `rembert_spec`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from rembert_spec import RemBertConfig
+from rembert_spec import inputs as rules
+from rembert_spec.outputs import (
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    ModelOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+from .pretrained import RemBertPreTrainedModel, backbone_of_head
+from .validation import check_forward_inputs, check_labels
+
+LayerCache = tuple[torch.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
+
+
+def activation(hidden_act: str | Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    if callable(hidden_act):
+        return hidden_act
+    return {
+        "gelu": F.gelu,
+        "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+        "relu": F.relu,
+        "selu": F.selu,
+    }[hidden_act]
+
+
+# -- backbone ---------------------------------------------------------------------------------------------
+
+
+class RemBertEmbeddings(nn.Module):
+    """Token + position + token-type embeddings of width input_embedding_size, layer-normed."""
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        width = config.input_embedding_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        inputs_embeds: torch.Tensor | None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class RemBertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention; keys and values come from `key_value_states` for cross-attention."""
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        key_value_states: torch.Tensor | None = None,
+        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        query = self._split_heads(self.query(hidden_states))
+        if key_value_states is not None and past_key_value is not None:
+            key, value = past_key_value  # cross-attention keys never change while decoding
+        else:
+            source = hidden_states if key_value_states is None else key_value_states
+            key, value = self._split_heads(self.key(source)), self._split_heads(self.value(source))
+            if past_key_value is not None:
+                key = torch.cat([past_key_value[0], key], dim=2)
+                value = torch.cat([past_key_value[1], value], dim=2)
+        dropout = self.dropout_prob if self.training else 0.0
+        if output_attentions:
+            scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_size)
+            if attention_mask is not None:
+                scores = scores + attention_mask
+            probs = F.softmax(scores, dim=-1)
+            context = torch.matmul(F.dropout(probs, dropout, self.training), value)
+        else:
+            probs = None
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+        batch, _, length, _ = context.shape
+        context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
+        return context, probs, (key, value)
+
+
+class RemBertSelfOutput(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class RemBertAttention(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.self = RemBertSelfAttention(config)
+        self.output = RemBertSelfOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        key_value_states: torch.Tensor | None = None,
+        past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        context, probs, present = self.self(
+            hidden_states, attention_mask, key_value_states, past_key_value, output_attentions
+        )
+        return self.output(context, hidden_states), probs, present
+
+
+class RemBertIntermediate(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation(config.hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class RemBertOutput(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class RemBertLayer(nn.Module):
+    """Self-attention, cross-attention (decoders built with add_cross_attention), feed-forward; post-LN."""
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.attention = RemBertAttention(config)
+        if config.add_cross_attention:
+            self.crossattention = RemBertAttention(config)
+        self.intermediate = RemBertIntermediate(config)
+        self.output = RemBertOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_value: LayerCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, LayerCache]:
+        self_past = past_key_value[:2] if past_key_value is not None else None
+        hidden_states, self_probs, present = self.attention(
+            hidden_states, attention_mask, None, self_past, output_attentions
+        )
+        cross_probs = None
+        if encoder_hidden_states is not None:
+            cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
+            hidden_states, cross_probs, cross_present = self.crossattention(
+                hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, output_attentions
+            )
+            present = present + cross_present
+        layer_output = self.output(self.intermediate(hidden_states), hidden_states)
+        return layer_output, self_probs, cross_probs, present
+
+
+class RemBertEncoder(nn.Module):
+    """Projects the embeddings up to hidden_size, then runs the layers."""
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.embedding_hidden_mapping_in = nn.Linear(config.input_embedding_size, config.hidden_size)
+        self.layer = nn.ModuleList(RemBertLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: tuple[LayerCache, ...] | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        hidden_states = self.embedding_hidden_mapping_in(embeddings)
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
+        presents = [] if use_cache else None
+        for i, layer in enumerate(self.layer):
+            past = past_key_values[i] if past_key_values is not None else None
+            args = (
+                hidden_states,
+                attention_mask,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                past,
+                output_attentions,
+            )
+            if self.gradient_checkpointing and self.training:
+                hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                hidden_states, probs, cross_probs, present = layer(*args)
+            if all_hidden_states is not None:
+                all_hidden_states.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+            if all_cross_attentions is not None:
+                all_cross_attentions.append(cross_probs)
+            if presents is not None:
+                presents.append(present)
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            past_key_values=tuple(presents) if presents is not None else None,
+            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+            cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
+        )
+
+
+class RemBertPooler(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden_states[:, 0]))
+
+
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """1 = attend, 0 = masked  ->  0 / a large negative number added to attention scores."""
+    return (1.0 - mask.to(dtype)) * rules.mask_value(str(dtype).removeprefix("torch."))
+
+
+def self_attention_mask(
+    attention_mask: torch.Tensor, length: int, past_length: int, causal: bool, dtype: torch.dtype
+) -> torch.Tensor:
+    """[batch, 1, length or 1, past_length + length] additive mask; decoders also hide later positions."""
+    if attention_mask.dim() == 3:
+        return _additive_mask(attention_mask[:, None, :, :], dtype)
+    mask = attention_mask[:, None, None, :]
+    if causal:
+        positions = torch.arange(past_length + length, device=attention_mask.device)
+        visible = positions[None, :] <= positions[past_length:, None]
+        mask = mask * visible[None, None].to(mask.dtype)
+    return _additive_mask(mask, dtype)
+
+
+class RemBertModel(RemBertPreTrainedModel):
+    """The RemBERT backbone: embeddings, projection to hidden_size, post-LN transformer layers, optional pooler.
+
+    >>> import torch
+    >>> from rembert_spec import RemBertConfig
+    >>> config = RemBertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=32)
+    >>> RemBertModel(config)(torch.tensor([[5, 6, 7]])).last_hidden_state.shape
+    torch.Size([1, 3, 16])
+    """
+
+    head = "base"
+
+    def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = RemBertEmbeddings(config)
+        self.encoder = RemBertEncoder(config)
+        self.pooler = RemBertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: tuple[LayerCache, ...] | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+        shape = check_forward_inputs(
+            config,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+        )
+        batch, length = shape.batch, shape.length
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        dtype = self.embeddings.word_embeddings.weight.dtype
+        past_length = shape.past_length
+
+        if position_ids is None:
+            position_ids = torch.arange(past_length, past_length + length, device=device)[None, :]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((batch, length), dtype=torch.long, device=device)
+        mask = None
+        if attention_mask is not None or config.is_decoder:
+            if attention_mask is None:
+                attention_mask = torch.ones((batch, past_length + length), device=device)
+            mask = self_attention_mask(attention_mask, length, past_length, config.is_decoder, dtype)
+        encoder_mask = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
+
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.encoder(
+            embeddings,
+            mask,
+            encoder_hidden_states,
+            encoder_mask,
+            past_key_values,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+        )
+        if self.pooler is not None:
+            outputs.pooler_output = self.pooler(outputs.last_hidden_state)
+        return _finish(outputs, config if return_dict is None else return_dict)
+
+
+def _finish(outputs: ModelOutput, return_dict: bool | RemBertConfig) -> ModelOutput | tuple:
+    if isinstance(return_dict, RemBertConfig):
+        return_dict = return_dict.return_dict
+    return outputs if return_dict else outputs.to_tuple()
+
+
+# -- heads ------------------------------------------------------------------------------------------------
+
+
+class RemBertLMPredictionHead(nn.Module):
+    """hidden -> output_embedding_size (activation, LayerNorm) -> vocabulary. Not tied to the input embeddings."""
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.output_embedding_size)
+        self.decoder = nn.Linear(config.output_embedding_size, config.vocab_size)
+        self.activation = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.output_embedding_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+
+
+class RemBertOnlyMLMHead(nn.Module):
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        self.predictions = RemBertLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+def _lm_loss_and_logits(
+    head: RemBertOnlyMLMHead,
+    hidden_states: torch.Tensor,
+    labels: torch.Tensor,
+    shift: bool,
+    return_all_logits: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy over the positions whose label is not -100, running the vocabulary-wide head only there.
+
+    With `shift` (causal LM), position t predicts label t+1. Returns (loss, logits): logits of the counted
+    positions only, [n_counted, vocab], unless `return_all_logits`, in which case the head runs everywhere
+    and logits keep [batch, length, vocab].
+    """
+    if shift:
+        labels = labels[:, 1:]
+    if return_all_logits:
+        logits = head(hidden_states)
+        predicting = logits[:, :-1] if shift else logits
+        loss = F.cross_entropy(predicting.flatten(0, -2).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
+        return loss, logits
+    counted = labels != rules.IGNORE_INDEX
+    logits = head((hidden_states[:, :-1] if shift else hidden_states)[counted])
+    return F.cross_entropy(logits.float(), labels[counted]), logits
+
+
+class RemBertForMaskedLM(RemBertPreTrainedModel):
+    """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
+
+    With `labels`, the loss is cross-entropy over positions whose label is not -100, and the vocabulary head
+    runs only at those positions: `logits` is then [n_labelled, vocab_size] (the rows of the full logits where
+    labels != -100). Pass `return_all_logits=True` for the full [batch, length, vocab_size] logits.
+    """
+
+    head = "masked_lm"
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.cls = RemBertOnlyMLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        return_all_logits: bool = False,
+    ) -> MaskedLMOutput | tuple:
+        outputs = self.rembert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            use_cache=False,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        sequence_output = outputs.last_hidden_state
+        loss = None
+        if labels is None:
+            logits = self.cls(sequence_output)
+        else:
+            check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
+            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, return_all_logits)
+        out = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)
+
+
+class RemBertForCausalLM(RemBertPreTrainedModel):
+    """RemBERT as a left-to-right language model (build the config with is_decoder=True).
+
+    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in
+    RemBertForMaskedLM, with labels the head runs only where a label counts and `logits` is
+    [n_counted, vocab_size] unless `return_all_logits=True`. Without labels, `logits_to_keep=k` keeps only the
+    last k positions' logits (0 keeps all), which is what decoding needs.
+    """
+
+    head = "causal_lm"
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.cls = RemBertOnlyMLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: tuple[LayerCache, ...] | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int = 0,
+        return_all_logits: bool = False,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        outputs = self.rembert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        sequence_output = outputs.last_hidden_state
+        loss = None
+        if labels is None:
+            logits = self.cls(sequence_output[:, -logits_to_keep:] if logits_to_keep else sequence_output)
+        else:
+            check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
+            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, return_all_logits)
+        out = CausalLMOutputWithCrossAttentions(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)
+
+
+class RemBertForSequenceClassification(RemBertPreTrainedModel):
+    """A linear classifier on the pooled [CLS] output. The loss follows config.problem_type: regression (MSE),
+    single-label (cross-entropy) or multi-label (binary cross-entropy with logits); when unset it is inferred
+    from num_labels and the labels' dtype."""
+
+    head = "sequence_classification"
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        outputs = self.rembert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
+        out = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)
+
+
+def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    integer_labels = not labels.is_floating_point()
+    problem = rules.sequence_classification_problem(config, integer_labels)
+    batch = logits.shape[0]
+    if problem == "regression":
+        if labels.numel() != batch * config.num_labels:
+            raise rules.InputError(
+                f"labels has shape {tuple(labels.shape)} but regression over {config.num_labels} "
+                f"value(s) needs ({batch}, {config.num_labels})" + (f" or ({batch},)" if config.num_labels == 1 else "")
+            )
+        return F.mse_loss(
+            logits.float().reshape(labels.shape) if config.num_labels == 1 else logits.float(), labels.float()
+        )
+    if problem == "single_label_classification":
+        check_labels("labels", labels, (batch,), config.num_labels, "num_labels")
+        return F.cross_entropy(logits.float(), labels.reshape(-1))
+    rules.check_shape("labels", tuple(labels.shape), (batch, config.num_labels), "multi-label classification")
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.to(torch.float32))
+
+
+class RemBertForMultipleChoice(RemBertPreTrainedModel):
+    """Scores each of num_choices candidates ([batch, num_choices, length] inputs) with one logit each."""
+
+    head = "multiple_choice"
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MultipleChoiceModelOutput | tuple:
+        main = input_ids if input_ids is not None else inputs_embeds
+        rules.check_main_input(input_ids is not None, inputs_embeds is not None)
+        rules.check_rank(
+            "input_ids" if input_ids is not None else "inputs_embeds",
+            tuple(main.shape),
+            (3,) if input_ids is not None else (4,),
+            "[batch, num_choices, length" + ("]" if input_ids is not None else ", input_embedding_size]"),
+        )
+        batch, choices = main.shape[:2]
+
+        def flat(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.reshape(-1, *x.shape[2:])
+
+        outputs = self.rembert(
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(batch, choices)
+        loss = None
+        if labels is not None:
+            check_labels("labels", labels, (batch,), choices, "num_choices")
+            loss = F.cross_entropy(logits.float(), labels)
+        out = MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)
+
+
+class RemBertForTokenClassification(RemBertPreTrainedModel):
+    """A linear classifier on every token; labels of -100 are ignored by the loss."""
+
+    head = "token_classification"
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple:
+        outputs = self.rembert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            check_labels("labels", labels, logits.shape[:2], self.config.num_labels, "num_labels")
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
+        out = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)
+
+
+class RemBertForQuestionAnswering(RemBertPreTrainedModel):
+    """Start and end logits for extractive QA. The loss averages start and end cross-entropy; positions
+    outside the sequence are clamped to its length and ignored."""
+
+    head = "question_answering"
+
+    def __init__(self, config: RemBertConfig):
+        if config.num_labels != 2:
+            raise ValueError(f"RemBertForQuestionAnswering needs num_labels=2 (start, end), got {config.num_labels}")
+        super().__init__(config)
+        with backbone_of_head():
+            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        outputs = self.rembert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.qa_outputs(outputs.last_hidden_state)
+        start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            batch, length = start_logits.shape
+            positions = []
+            for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
+                value = value.reshape(-1)
+                rules.check_shape(name, tuple(value.shape), (batch,), "the batch")
+                positions.append(value.clamp(0, length))
+            loss = (
+                F.cross_entropy(start_logits.float(), positions[0], ignore_index=length)
+                + F.cross_entropy(end_logits.float(), positions[1], ignore_index=length)
+            ) / 2
+        out = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return _finish(out, self.config if return_dict is None else return_dict)

@@ -1,0 +1,266 @@
+"""What every PyTorch RemBERT model shares: building, initialising, loading and saving through the weight spec."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import ml_dtypes
+import numpy as np
+import torch
+from torch import nn
+
+from rembert_spec import RemBertConfig
+from rembert_spec.checkpoint import (
+    PYTORCH_BIN,
+    SAFETENSORS,
+    TF_H5,
+    load_weights,
+    open_checkpoint,
+    write_weights,
+)
+from rembert_spec.weights import WeightEntry, get_head, weight_spec
+
+_INSIDE_HEAD = contextvars.ContextVar("rembert_inside_head", default=False)
+_NUMPY_DTYPES = {torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU numpy view of a tensor (bfloat16 included, which numpy only knows through ml_dtypes)."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype in _NUMPY_DTYPES:
+        return tensor.view(torch.int16).numpy().view(_NUMPY_DTYPES[tensor.dtype])
+    return tensor.numpy()
+
+
+def from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A tensor over a numpy array without copying; read-only arrays (memory maps) are shared, never written."""
+    if array.dtype == np.dtype(ml_dtypes.bfloat16):
+        return from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    if not array.flags.writeable:
+        # torch warns on read-only buffers because it could write them; we only ever read from them.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array)
+    return torch.from_numpy(array)
+
+
+@contextmanager
+def backbone_of_head() -> Iterator[None]:
+    """Build a head's backbone inside this block so that it is initialised once, by the head."""
+    token = _INSIDE_HEAD.set(True)
+    try:
+        yield
+    finally:
+        _INSIDE_HEAD.reset(token)
+
+
+class RemBertPreTrainedModel(nn.Module):
+    """Base of every RemBERT model: config handling, spec-driven init, from_pretrained / save_pretrained."""
+
+    head: ClassVar[str]
+    base_model_prefix: ClassVar[str] = "rembert"
+    config_class = RemBertConfig
+
+    def __init__(self, config: RemBertConfig):
+        super().__init__()
+        if not isinstance(config, RemBertConfig):
+            raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
+        self.config = config
+
+    # -- the spec ------------------------------------------------------------------------------------------
+
+    @property
+    def _has_pooler(self) -> bool:
+        backbone = getattr(self, self.base_model_prefix, self)
+        return getattr(backbone, "pooler", None) is not None
+
+    def weight_spec(self) -> list[WeightEntry]:
+        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
+        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
+
+    def _parameters_by_key(self) -> dict[str, nn.Parameter]:
+        return dict(self.named_parameters())
+
+    def post_init(self) -> None:
+        """Called at the end of a model's __init__: check the modules against the spec, then initialise."""
+        if _INSIDE_HEAD.get():
+            return  # a head's backbone: the head checks and initialises everything once
+        entries = self.weight_spec()
+        params = self._parameters_by_key()
+        expected = {entry.pt_key for entry in entries}
+        if set(params) != expected:
+            raise AssertionError(
+                f"{type(self).__name__} parameters differ from the weight spec: "
+                f"extra {sorted(set(params) - expected)}, missing {sorted(expected - set(params))}"
+            )
+        if next(iter(params.values())).device.type != "meta":
+            self.init_weights(entries)
+
+    @torch.no_grad()
+    def init_weights(self, entries: list[WeightEntry] | None = None) -> None:
+        """Draw fresh values as the spec says: normal(0, initializer_range), zero biases, LayerNorm 1/0,
+        and the padding row of the word embeddings zero."""
+        params = self._parameters_by_key()
+        std = self.config.initializer_range
+        for entry in self.weight_spec() if entries is None else entries:
+            param = params[entry.pt_key]
+            if entry.init in ("normal", "embedding"):
+                param.normal_(0.0, std)
+                if entry.init == "embedding" and self.config.pad_token_id is not None:
+                    param[self.config.pad_token_id].zero_()
+            elif entry.init == "zeros":
+                param.zero_()
+            else:
+                param.fill_(1.0)
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_path: str | os.PathLike,
+        *,
+        config: RemBertConfig | None = None,
+        torch_dtype: torch.dtype | None = None,
+        output_loading_info: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        **config_overrides: Any,
+    ):
+        """Load a model directory: config.json plus model.safetensors (or shards), pytorch_model.bin or
+        tf_model.h5, written for any head. Weights the checkpoint lacks are initialised and reported.
+
+        `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
+        """
+        path = Path(pretrained_model_path)
+        if config is None:
+            config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent, **config_overrides)
+        elif config_overrides:
+            config = config.replace(**config_overrides)
+        dtype = torch_dtype or torch.get_default_dtype()
+        # Build without memory or random draws; every parameter is then either read or initialised once.
+        with torch.device("meta"):
+            model = cls(config)
+        model = model.to_empty(device="cpu").to(dtype)
+        params = model._parameters_by_key()
+        entries = model.weight_spec()
+
+        def assign(entry: WeightEntry, array: np.ndarray) -> None:
+            params[entry.pt_key].data.copy_(from_numpy(array))
+
+        with open_checkpoint(path, config, prefer=(SAFETENSORS, PYTORCH_BIN, TF_H5)) as checkpoint:
+            with torch.no_grad():
+                report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
+            report.log(cls.__name__, checkpoint.path)
+        fresh = set(report.missing_keys) | {key for key, _, _ in report.mismatched_keys}
+        model.init_weights([e for e in entries if e.pt_key in fresh])
+        model.eval()
+        return (model, report.as_dict()) if output_loading_info else model
+
+    # -- saving --------------------------------------------------------------------------------------------
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **_: Any
+    ) -> list[Path]:
+        """Write config.json and model.safetensors (sharded above max_shard_size) in Hugging Face's layout."""
+        directory = Path(save_directory)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"{directory}: exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        params = self._parameters_by_key()
+        config = self.config.replace()
+        config.extra["architectures"] = [get_head(self.head).pt_class]
+        dtype = next(iter(params.values())).dtype
+        written = write_weights(
+            directory,
+            SAFETENSORS,
+            self.weight_spec(),
+            lambda entry: to_numpy(params[entry.pt_key]),
+            head=self.head,
+            dtype=to_numpy(torch.zeros((), dtype=dtype)).dtype,
+            max_shard_size=max_shard_size,
+        )
+        return [config.save_pretrained(directory), *written]
+
+    # -- embeddings ----------------------------------------------------------------------------------------
+
+    def _backbone(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self._backbone().embeddings.word_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self._backbone().embeddings.word_embeddings = embeddings
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        head = getattr(self, "cls", None)
+        return head.predictions.decoder if head is not None else None
+
+    def set_output_embeddings(self, decoder: nn.Linear) -> None:
+        self.cls.predictions.decoder = decoder
+
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+        """Grow or shrink the vocabulary: input embeddings and (not tied) the LM decoder; new rows are drawn
+        as at initialisation, kept rows are unchanged. Updates config.vocab_size."""
+        if not isinstance(new_num_tokens, int) or new_num_tokens <= 0:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        old = self.get_input_embeddings()
+        keep = min(old.num_embeddings, new_num_tokens)
+        pad = (
+            self.config.pad_token_id
+            if self.config.pad_token_id is not None and self.config.pad_token_id < keep
+            else None
+        )
+        new = nn.Embedding(
+            new_num_tokens, old.embedding_dim, padding_idx=pad, device=old.weight.device, dtype=old.weight.dtype
+        )
+        new.weight.normal_(0.0, self.config.initializer_range)
+        new.weight[:keep] = old.weight[:keep]
+        self.set_input_embeddings(new)
+        decoder = self.get_output_embeddings()
+        if decoder is not None:
+            resized = nn.Linear(
+                decoder.in_features, new_num_tokens, device=decoder.weight.device, dtype=decoder.weight.dtype
+            )
+            resized.weight.normal_(0.0, self.config.initializer_range)
+            resized.bias.zero_()
+            resized.weight[:keep] = decoder.weight[:keep]
+            resized.bias[:keep] = decoder.bias[:keep]
+            self.set_output_embeddings(resized)
+        self.config = self.config.replace(vocab_size=new_num_tokens)
+        for module in self.modules():
+            if isinstance(module, RemBertPreTrainedModel):
+                module.config = self.config
+        return new
+
+    # -- training conveniences ------------------------------------------------------------------------------
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each layer's activations in backward instead of storing them (less memory, more time)."""
+        self._backbone().encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._backbone().encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self._backbone().encoder.gradient_checkpointing
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)

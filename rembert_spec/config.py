@@ -1,0 +1,240 @@
+"""RemBertConfig: the model's hyper-parameters, validated where they enter, stored as Hugging Face's config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .tensor_file import atomic_write
+
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "rembert"
+ACTIVATIONS = ("gelu", "gelu_new", "relu", "selu")
+PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+
+_POSITIVE_INTS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "input_embedding_size",
+    "output_embedding_size",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "num_labels",
+)
+_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob")
+_BOOLS = (
+    "is_decoder",
+    "add_cross_attention",
+    "use_cache",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "tie_word_embeddings",
+)
+# Written by Hugging Face's PretrainedConfig on every save; we never need them, so they go to `extra`.
+_HF_BOOKKEEPING = ("transformers_version", "architectures", "model_type")
+
+
+@dataclass
+class RemBertConfig:
+    """Hyper-parameters of a RemBERT model. The defaults are google/rembert's.
+
+    >>> config = RemBertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+    >>> config.hidden_size // config.num_attention_heads
+    16
+
+    Unknown keys read from a config.json are kept in `extra` and written back unchanged.
+    """
+
+    vocab_size: int = 250300
+    hidden_size: int = 1152
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 18
+    input_embedding_size: int = 256
+    output_embedding_size: int = 1664
+    intermediate_size: int = 4608
+    hidden_act: str | Callable = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    use_cache: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 312
+    eos_token_id: int | None = 313
+    num_labels: int | None = None
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    problem_type: str | None = None
+    output_attentions: bool = False
+    output_hidden_states: bool = False
+    return_dict: bool = True
+    tie_word_embeddings: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._settle_labels()
+        self._validate()
+
+    # -- labels ---------------------------------------------------------------------------------------------
+
+    def _settle_labels(self) -> None:
+        """num_labels, id2label and label2id describe one thing; derive the missing ones, check the rest."""
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in dict(self.id2label).items()}
+            if self.num_labels is not None and self.num_labels != len(self.id2label):
+                raise ValueError(
+                    f"RemBertConfig: num_labels={self.num_labels} but id2label has {len(self.id2label)} entries"
+                )
+            self.num_labels = len(self.id2label)
+        if self.num_labels is None:
+            self.num_labels = len(self.label2id) if self.label2id else 2
+        if self.id2label is None:
+            self.id2label = (
+                {int(i): str(label) for label, i in self.label2id.items()}
+                if self.label2id
+                else {i: f"LABEL_{i}" for i in range(self.num_labels)}
+            )
+        if self.label2id is None:
+            self.label2id = {label: i for i, label in self.id2label.items()}
+        self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+
+    # -- validation ----------------------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"RemBertConfig: {name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"RemBertConfig: hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads})"
+            )
+        if not callable(self.hidden_act) and self.hidden_act not in ACTIVATIONS:
+            raise ValueError(
+                f"RemBertConfig: hidden_act must be one of {', '.join(ACTIVATIONS)} or a callable, "
+                f"got {self.hidden_act!r}"
+            )
+        for name in _PROBABILITIES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"RemBertConfig: {name} must be a probability in [0, 1), got {value!r}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"RemBertConfig: {name} must be a positive number, got {value!r}")
+        for name in _BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"RemBertConfig: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.add_cross_attention and not self.is_decoder:
+            raise ValueError("RemBertConfig: add_cross_attention=True requires is_decoder=True")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"RemBertConfig: {name} must be a non-negative integer or null, got {value!r}")
+        if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
+            raise ValueError(
+                f"RemBertConfig: pad_token_id ({self.pad_token_id}) must be < vocab_size ({self.vocab_size})"
+            )
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"RemBertConfig: problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+
+    # -- dict / json ---------------------------------------------------------------------------------------
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config.json content, Hugging Face's layout (`model_type: "rembert"`, string label ids)."""
+        if callable(self.hidden_act):
+            raise ValueError("RemBertConfig: a callable hidden_act cannot be written to config.json")
+        out: dict[str, Any] = dict(self.extra)
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            out[f.name] = getattr(self, f.name)
+        out["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        out["model_type"] = MODEL_TYPE
+        return dict(sorted(out.items()))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> RemBertConfig:
+        """Build from a config.json dict; keys this class does not know are kept in `extra`."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"RemBertConfig: expected a JSON object, got {type(data).__name__}")
+        model_type = data.get("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"RemBertConfig: model_type is {model_type!r}, expected {MODEL_TYPE!r}")
+        merged = {**data, **overrides}
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in merged.items() if k in known}
+        extra = {k: v for k, v in merged.items() if k not in known and k != "model_type"}
+        # When labels change size through an override, the stored label maps describe the old head.
+        if "num_labels" in overrides and "id2label" not in overrides:
+            kwargs.pop("id2label", None)
+            kwargs.pop("label2id", None)
+        return cls(**kwargs, extra=extra)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike) -> None:
+        text = self.to_json_string()
+        with atomic_write(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> RemBertConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such config file") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: config is not UTF-8 text ({e.reason})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: config is not valid JSON ({e.msg} at line {e.lineno})") from None
+        try:
+            return cls.from_dict(data, **overrides)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    # -- directories ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> RemBertConfig:
+        """Read `directory/config.json` (or a config file given directly); keyword arguments override it."""
+        path = Path(directory)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        return cls.from_json_file(path, **overrides)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CONFIG_NAME
+        self.to_json_file(path)
+        return path
+
+    def replace(self, **changes: Any) -> RemBertConfig:
+        """A validated copy with some fields changed."""
+        if "num_labels" in changes and "id2label" not in changes:
+            changes = {"id2label": None, "label2id": None, **changes}
+        return dataclasses.replace(self, **changes)

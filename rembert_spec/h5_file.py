@@ -1,0 +1,139 @@
+"""tf_model.h5 in Hugging Face's Keras-2 layout, read and written with h5py (never through Keras).
+
+Layout: the file's `layer_names` attribute lists top-level layers (`rembert`, `mlm___cls`, `classifier`...);
+each layer group's `weight_names` attribute lists full weight names (`<model scope>/rembert/.../kernel:0`), and
+the dataset of a weight sits at `<layer>/<weight name>`. An attribute too large for an HDF5 object header is
+split into `weight_names0`, `weight_names1`, ... as Keras does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .tensor_file import CheckpointError, TensorInfo, TensorReader, atomic_write
+
+H5_NAME = "tf_model.h5"
+_ATTRIBUTE_LIMIT = 64512  # bytes an HDF5 object header holds for attributes
+
+
+def _read_attribute_list(group: h5py.Group, name: str) -> list[str]:
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values.extend(group.attrs[f"{name}{chunk}"])
+            chunk += 1
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _write_attribute_list(group: h5py.Group, name: str, values: list[str]) -> None:
+    encoded = np.array([v.encode("utf-8") for v in values])
+    chunks = max(1, -(-encoded.nbytes // _ATTRIBUTE_LIMIT))
+    if chunks == 1:
+        group.attrs[name] = encoded
+        return
+    for i, part in enumerate(np.array_split(encoded, chunks)):
+        group.attrs[f"{name}{i}"] = part
+
+
+class H5Reader(TensorReader):
+    """Weights of a Hugging Face tf_model.h5; contiguous datasets are memory-mapped, not copied."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"{self.path}: no such file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as e:
+            raise CheckpointError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        try:
+            self._datasets = self._index()
+        except CheckpointError:
+            self.close()
+            raise
+        except Exception as e:  # h5py raises many types for damaged files; all mean the same to a user
+            self.close()
+            raise CheckpointError(f"{self.path}: corrupt tf_model.h5 ({type(e).__name__}: {e})") from None
+
+    def _index(self) -> dict[str, h5py.Dataset]:
+        if "layer_names" not in self._file.attrs:
+            raise CheckpointError(f"{self.path}: not a Keras weights file (no layer_names attribute)")
+        datasets = {}
+        for layer in _read_attribute_list(self._file, "layer_names"):
+            if layer not in self._file:
+                raise CheckpointError(f"{self.path}: layer {layer!r} is listed but has no group")
+            group = self._file[layer]
+            for weight_name in _read_attribute_list(group, "weight_names"):
+                dataset = group.get(weight_name)
+                if not isinstance(dataset, h5py.Dataset):
+                    raise CheckpointError(f"{self.path}: weight {weight_name!r} is listed but has no dataset")
+                datasets[weight_name] = dataset
+        return datasets
+
+    def keys(self) -> list[str]:
+        return list(self._datasets)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._datasets
+
+    def info(self, key: str) -> TensorInfo:
+        if key not in self._datasets:
+            raise self._missing(key)
+        dataset = self._datasets[key]
+        return TensorInfo(tuple(dataset.shape), np.dtype(dataset.dtype))
+
+    def read(self, key: str) -> np.ndarray:
+        if key not in self._datasets:
+            raise self._missing(key)
+        dataset = self._datasets[key]
+        try:
+            offset = dataset.id.get_offset()
+            if offset is not None and dataset.size and dataset.dtype.kind in "fiub":
+                return np.memmap(self.path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+            return np.asarray(dataset[()])
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{self.path}: cannot read tensor {key!r} ({e})") from None
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
+
+
+def write_h5(
+    path: str | os.PathLike,
+    plan: Iterable[tuple[str, str, tuple[int, ...], np.dtype]],
+    fetch: Callable[[str], np.ndarray],
+) -> Path:
+    """Write a Keras-2 h5 weights file. `plan` rows are (layer, full weight name, shape, dtype), in order.
+
+    `fetch(weight name)` supplies one tensor at a time; the file appears at `path` only when complete.
+    """
+    plan = list(plan)
+    layers: dict[str, list[str]] = {}
+    for layer, weight_name, _, _ in plan:
+        layers.setdefault(layer, []).append(weight_name)
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_attribute_list(f, "layer_names", list(layers))
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = b"2.21.0"
+            for layer, weight_names in layers.items():
+                _write_attribute_list(f.create_group(layer), "weight_names", weight_names)
+            for layer, weight_name, shape, dtype in plan:
+                array = np.asarray(fetch(weight_name))
+                if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+                    raise ValueError(
+                        f"{path}: tensor {weight_name!r} is {array.shape} {array.dtype}, "
+                        f"the plan said {tuple(shape)} {np.dtype(dtype)}"
+                    )
+                f[layer].create_dataset(weight_name, data=array)
+    return path

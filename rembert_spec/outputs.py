@@ -1,0 +1,111 @@
+"""Output records shared by both backends: which fields each head returns, and how they read.
+
+An output is an ordered dict of its non-None fields that also answers attribute access (`out.logits`, None for
+an absent field) and integer indexing in field order (`out[0]`), as Hugging Face users expect. Being a dict, it
+passes through Keras and tf.nest unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ModelOutput(dict):
+    """Base record; subclasses name their `fields` in order."""
+
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if len(args) > len(self.fields):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self.fields)} positional fields")
+        values = dict(zip(self.fields, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in self.fields:
+                raise TypeError(f"{type(self).__name__} has no field {key!r}; fields: {', '.join(self.fields)}")
+            if key in values:
+                raise TypeError(f"{type(self).__name__}: field {key!r} given twice")
+            values[key] = value
+        super().__init__((key, values[key]) for key in self.fields if values.get(key) is not None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self).fields:
+            return self.get(name)
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.fields:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+        self[name] = value
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        return self.to_tuple()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self.fields:
+            raise KeyError(f"{type(self).__name__} has no field {key!r}")
+        if value is None:
+            self.pop(key, None)
+            return
+        # Keep field order whatever order fields are set in.
+        items = {**self, key: value}
+        super().clear()
+        super().update((k, items[k]) for k in self.fields if k in items)
+
+    def to_tuple(self) -> tuple:
+        """The non-None fields in order: what `return_dict=False` returns."""
+        return tuple(self[k] for k in self.fields if k in self)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), dict(self)))
+
+
+def _rebuild(cls: type[ModelOutput], values: dict) -> ModelOutput:
+    return cls(**values)
+
+
+class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
+    fields = (
+        "last_hidden_state",
+        "pooler_output",
+        "past_key_values",
+        "hidden_states",
+        "attentions",
+        "cross_attentions",
+    )
+
+
+class MaskedLMOutput(ModelOutput):
+    fields = ("loss", "logits", "hidden_states", "attentions")
+
+
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    fields = ("loss", "logits", "past_key_values", "hidden_states", "attentions", "cross_attentions")
+
+
+class SequenceClassifierOutput(ModelOutput):
+    fields = ("loss", "logits", "hidden_states", "attentions")
+
+
+class MultipleChoiceModelOutput(ModelOutput):
+    fields = ("loss", "logits", "hidden_states", "attentions")
+
+
+class TokenClassifierOutput(ModelOutput):
+    fields = ("loss", "logits", "hidden_states", "attentions")
+
+
+class QuestionAnsweringModelOutput(ModelOutput):
+    fields = ("loss", "start_logits", "end_logits", "hidden_states", "attentions")
+
+
+OUTPUT_FOR_HEAD: dict[str, type[ModelOutput]] = {
+    "base": BaseModelOutputWithPoolingAndCrossAttentions,
+    "masked_lm": MaskedLMOutput,
+    "causal_lm": CausalLMOutputWithCrossAttentions,
+    "sequence_classification": SequenceClassifierOutput,
+    "multiple_choice": MultipleChoiceModelOutput,
+    "token_classification": TokenClassifierOutput,
+    "question_answering": QuestionAnsweringModelOutput,
+}

@@ -1,0 +1,35 @@
+"""Shared test fixtures: tiny configs and the Hugging Face oracle (transformers 4.x, tests only)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # reproducible TF numbers, comparable with PyTorch's
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from rembert_spec import RemBertConfig  # noqa: E402
+
+TINY = dict(
+    vocab_size=99,
+    hidden_size=12,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    input_embedding_size=8,
+    output_embedding_size=10,
+    intermediate_size=20,
+    max_position_embeddings=40,
+    type_vocab_size=2,
+)
+
+
+def tiny_config(**overrides) -> RemBertConfig:
+    """A RemBERT small enough for a test to build in milliseconds, odd sizes on purpose."""
+    return RemBertConfig(**{**TINY, **overrides})
+
+
+@pytest.fixture
+def config() -> RemBertConfig:
+    return tiny_config()
