@@ -99,6 +99,7 @@ class SpecCheckpoint:
     format: str
     _keys: dict[str, str] = field(default_factory=dict)  # canonical name -> key in the file
     unknown_keys: list[str] = field(default_factory=list)
+    known: dict[str, WeightEntry] = field(default_factory=dict)  # every name the spec knows for this config
 
     @property
     def path(self) -> Path:
@@ -139,8 +140,7 @@ class SpecCheckpoint:
         self.close()
 
 
-def _index_keys(reader: TensorReader, fmt: str, config: RemBertConfig) -> tuple[dict[str, str], list[str]]:
-    known = all_weight_names(config)
+def _index_keys(reader: TensorReader, fmt: str, known: dict[str, WeightEntry]) -> tuple[dict[str, str], list[str]]:
     by_file_name: dict[str, str] = {}
     if fmt == TF_H5:
         by_file_name = {entry.tf_name: name for name, entry in known.items()}
@@ -176,8 +176,9 @@ def open_checkpoint(
     elif not path.exists() and not Path(f"{path}.index").is_file():
         raise CheckpointError(f"{path}: no such file or directory")
     fmt, reader = _open_file(path) if not path.is_dir() else _open_google_directory(path)
-    keys, unknown = _index_keys(reader, fmt, config)
-    return SpecCheckpoint(reader, fmt, keys, unknown)
+    known = all_weight_names(config)
+    keys, unknown = _index_keys(reader, fmt, known)
+    return SpecCheckpoint(reader, fmt, keys, unknown, known)
 
 
 def _open_google_directory(path: Path) -> tuple[str, TensorReader]:
@@ -255,7 +256,12 @@ def load_weights(
             report.mismatched_keys.append((entry.pt_key, found, entry.shape))
             continue
         assign(entry, checkpoint.read(entry))
-    report.unexpected_keys = [n for n in checkpoint.names() if n not in wanted] + checkpoint.unknown_keys
+    # Unused tensors are named as the loading model would name them, like missing ones.
+    prefix = next((e.pt_key[: -len(e.name)] for e in entries if e.in_backbone), "")
+    backbone = {name for name, entry in checkpoint.known.items() if entry.in_backbone}
+    report.unexpected_keys = [
+        prefix + name if name in backbone else name for name in checkpoint.names() if name not in wanted
+    ] + checkpoint.unknown_keys
     return report
 
 
@@ -267,8 +273,7 @@ def detect_head(checkpoint: SpecCheckpoint, config: RemBertConfig) -> str:
     if "qa_outputs.weight" in names:
         return "question_answering"
     if "classifier.weight" in names:
-        entry = all_weight_names(config)["classifier.weight"]
-        if checkpoint.shape(entry)[0] == 1 and config.num_labels != 1:
+        if checkpoint.shape(checkpoint.known["classifier.weight"])[0] == 1 and config.num_labels != 1:
             return "multiple_choice"
         return "sequence_classification" if "pooler.dense.weight" in names else "token_classification"
     return "base"

@@ -210,7 +210,7 @@ def write_safetensors(
                 raise ValueError(
                     f"{path}: tensor {name!r} is {array.shape} {array.dtype}, the plan said {shape} {dtype}"
                 )
-            f.write(np.ascontiguousarray(array).data)
+            f.write(np.ascontiguousarray(array).view(np.uint8).data)  # raw bytes: bfloat16 has no buffer code
     return path
 
 

@@ -33,3 +33,13 @@ def tiny_config(**overrides) -> RemBertConfig:
 @pytest.fixture
 def config() -> RemBertConfig:
     return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def docs_model_dir(tmp_path_factory):
+    """The tiny random masked-LM checkpoint the docs examples load (REMBERT_DOCS_MODEL)."""
+    from rembert_spec.testing import write_random_checkpoint
+
+    directory = tmp_path_factory.mktemp("docs-model")
+    write_random_checkpoint(directory, tiny_config(), "masked_lm", seed=0)
+    return directory

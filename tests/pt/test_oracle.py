@@ -1,0 +1,177 @@
+"""PyTorch family against Hugging Face transformers 4.x: names, checkpoints in both directions, numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rembert_pt
+from rembert_spec import weight_spec
+from rembert_spec.weights import HEADS
+from tests.conftest import tiny_config
+from tests.oracle import hf_config, hf_pt_class
+
+ALL_HEADS = list(HEADS)
+
+
+def batch_for(head: str, config, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A padded batch with token types and the head's labels."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, config.vocab_size, (3, 9), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 4:] = 1
+    batch = dict(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    if head == "multiple_choice":
+        batch = {k: v[:, None].repeat(1, 4, 1) for k, v in batch.items()}
+        batch["labels"] = torch.tensor([0, 3, 1])
+    elif head in ("masked_lm", "causal_lm"):
+        labels = torch.randint(0, config.vocab_size, ids.shape, generator=g)
+        labels[mask == 0] = -100
+        labels[0, :2] = -100
+        batch["labels"] = labels
+    elif head == "token_classification":
+        labels = torch.randint(0, config.num_labels, ids.shape, generator=g)
+        labels[mask == 0] = -100
+        batch["labels"] = labels
+    elif head == "sequence_classification":
+        batch["labels"] = torch.tensor([0, 1, 1])
+    elif head == "question_answering":
+        batch["start_positions"] = torch.tensor([1, 2, 30])  # 30 is out of range: clamped and ignored
+        batch["end_positions"] = torch.tensor([3, 5, 2])
+    return batch
+
+
+def config_for(head: str, **overrides):
+    if head == "causal_lm":
+        overrides.setdefault("is_decoder", True)
+    return tiny_config(**overrides)
+
+
+def output_fields(head: str) -> list[str]:
+    return {"base": ["last_hidden_state", "pooler_output"], "question_answering": ["start_logits", "end_logits"]}.get(
+        head, ["logits"]
+    )
+
+
+def assert_same_outputs(theirs, ours, head: str, atol: float = 1e-5) -> None:
+    for field in output_fields(head):
+        torch.testing.assert_close(ours[field], theirs[field], atol=atol, rtol=0)
+    if "loss" in theirs:
+        torch.testing.assert_close(ours["loss"], theirs["loss"], atol=atol, rtol=0)
+    assert len(ours.hidden_states) == len(theirs.hidden_states) == ours_layers(ours) + 1
+    for a, b in zip(ours.hidden_states, theirs.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+    for a, b in zip(ours.attentions, theirs.attentions, strict=True):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+def ours_layers(output) -> int:
+    return len(output.attentions)
+
+
+def run(model, batch, **kwargs):
+    with torch.no_grad():
+        return model(**batch, output_hidden_states=True, output_attentions=True, **kwargs)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_spec_names_equal_hugging_face_pytorch_keys(head):
+    config = config_for(head, is_decoder=True, add_cross_attention=True)
+    theirs = hf_pt_class(head)(hf_config(config))
+    assert [e.pt_key for e in weight_spec(config, head)] == list(theirs.state_dict())
+    assert [e.shape for e in weight_spec(config, head)] == [tuple(v.shape) for v in theirs.state_dict().values()]
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_hugging_face_checkpoint_loads_and_matches(head, tmp_path):
+    config = config_for(head)
+    torch.manual_seed(0)
+    theirs = hf_pt_class(head)(hf_config(config)).eval()
+    theirs.save_pretrained(tmp_path)
+    ours, info = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == [] and info["mismatched_keys"] == []
+    batch = batch_for(head, config)
+    extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
+    assert_same_outputs(run(theirs, batch), run(ours, batch, **extra), head)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_our_checkpoint_loads_in_hugging_face_and_matches(head, tmp_path):
+    config = config_for(head, hidden_act="gelu_new")
+    torch.manual_seed(1)
+    ours = getattr(rembert_pt, HEADS[head].pt_class)(config).eval()
+    ours.save_pretrained(tmp_path)
+    theirs, info = hf_pt_class(head).from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    batch = batch_for(head, config, seed=1)
+    extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
+    assert_same_outputs(run(theirs.eval(), batch), run(ours, batch, **extra), head)
+
+
+@pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
+def test_labelled_logits_are_the_rows_of_the_full_logits(head, tmp_path):
+    config = config_for(head)
+    torch.manual_seed(2)
+    theirs = hf_pt_class(head)(hf_config(config)).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path)
+    batch = batch_for(head, config, seed=2)
+    full, labelled = run(theirs, batch), run(ours, batch)
+    labels = batch["labels"]
+    if head == "causal_lm":
+        counted = full.logits[:, :-1][labels[:, 1:] != -100]
+    else:
+        counted = full.logits[labels != -100]
+    torch.testing.assert_close(labelled.logits, counted, atol=1e-5, rtol=0)
+    torch.testing.assert_close(labelled.loss, full.loss, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("problem", ["regression", "multi_label_classification", "single_label_classification"])
+def test_sequence_classification_losses_match(problem, tmp_path):
+    num_labels = 1 if problem == "regression" else 3
+    config = tiny_config(num_labels=num_labels)
+    torch.manual_seed(3)
+    theirs = hf_pt_class("sequence_classification")(hf_config(config)).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = rembert_pt.RemBertForSequenceClassification.from_pretrained(tmp_path)
+    batch = batch_for("sequence_classification", config)
+    if problem == "regression":
+        batch["labels"] = torch.tensor([0.5, -1.0, 2.0])
+    elif problem == "multi_label_classification":
+        batch["labels"] = torch.tensor([[1.0, 0, 1], [0, 0, 1], [1, 1, 1]])
+    else:
+        batch["labels"] = torch.tensor([2, 0, 1])
+    assert_same_outputs(run(theirs, batch), run(ours, batch), "sequence_classification")
+
+
+def test_decoder_with_cross_attention_matches(tmp_path):
+    config = tiny_config(is_decoder=True, add_cross_attention=True)
+    torch.manual_seed(4)
+    theirs = hf_pt_class("causal_lm")(hf_config(config)).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = rembert_pt.RemBertForCausalLM.from_pretrained(tmp_path)
+    batch = batch_for("causal_lm", config)
+    batch["encoder_hidden_states"] = torch.randn(3, 5, config.hidden_size)
+    batch["encoder_attention_mask"] = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    a, b = run(theirs, batch), run(ours, batch, return_all_logits=True)
+    assert_same_outputs(a, b, "causal_lm")
+    for x, y in zip(a.cross_attentions, b.cross_attentions, strict=True):
+        torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_hugging_face_tf_h5_loads_in_pytorch(tmp_path):
+    import transformers
+
+    config = tiny_config()
+    theirs_tf = transformers.TFRemBertForMaskedLM(hf_config(config))
+    theirs_tf(theirs_tf.dummy_inputs)
+    theirs_tf.save_pretrained(tmp_path)
+    ours = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    expected = theirs_tf(input_ids=ids.numpy()).logits.numpy()
+    with torch.no_grad():
+        got = ours(input_ids=ids).logits.numpy()
+    assert abs(got - expected).max() < 1e-5
