@@ -45,7 +45,8 @@ def test_documented_defaults():
 
 
 def test_defaults_equal_hugging_face():
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     theirs = transformers.RemBertConfig().to_dict()
     ours = RemBertConfig().to_dict()
     for name in DOCUMENTED_DEFAULTS:
@@ -102,8 +103,13 @@ def test_from_pretrained_overrides_and_labels(tmp_path):
 
 
 def test_hugging_face_reads_ours_and_we_read_theirs(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    fields = {k: v for k, v in tiny_config().to_dict().items() if k not in ("id2label", "label2id", "num_labels", "problem_type")}
+    import transformers
+
+    fields = {
+        k: v
+        for k, v in tiny_config().to_dict().items()
+        if k not in ("id2label", "label2id", "num_labels", "problem_type")
+    }
     theirs = transformers.RemBertConfig(**fields, num_labels=3, problem_type="regression")
     theirs.save_pretrained(tmp_path / "hf")
     ours = RemBertConfig.from_pretrained(tmp_path / "hf")
