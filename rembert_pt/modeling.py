@@ -47,6 +47,26 @@ def activation(hidden_act: str | Callable) -> Callable[[torch.Tensor], torch.Ten
 # -- backbone ---------------------------------------------------------------------------------------------
 
 
+class Packing:
+    """Where the real tokens of a padded [batch, length] batch are, to run per-token work on them only.
+
+    Projections and feed-forward take [n_real, hidden]; attention scatters its queries, keys and values back
+    to [batch, length, hidden] (zeros at padding, which the mask hides) and gathers the result again.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.batch, self.length = attention_mask.shape
+        self.real = attention_mask.bool()
+        self.index = self.real.flatten().nonzero().squeeze(1)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        full = x.new_zeros(self.batch * self.length, *x.shape[1:]).index_copy(0, self.index, x)
+        return full.view(self.batch, self.length, *x.shape[1:])
+
+
 class RemBertEmbeddings(nn.Module):
     """Token + position + token-type embeddings of width input_embedding_size, layer-normed."""
 
@@ -96,13 +116,18 @@ class RemBertSelfAttention(nn.Module):
         key_value_states: torch.Tensor | None = None,
         past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
         output_attentions: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
-        query = self._split_heads(self.query(hidden_states))
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return self._split_heads(packing.pad(x) if packing is not None else x)
+
+        query = heads(self.query(hidden_states))
         if key_value_states is not None and past_key_value is not None:
             key, value = past_key_value  # cross-attention keys never change while decoding
+        elif key_value_states is not None:
+            key, value = self._split_heads(self.key(key_value_states)), self._split_heads(self.value(key_value_states))
         else:
-            source = hidden_states if key_value_states is None else key_value_states
-            key, value = self._split_heads(self.key(source)), self._split_heads(self.value(source))
+            key, value = heads(self.key(hidden_states)), heads(self.value(hidden_states))
             if past_key_value is not None:
                 key = torch.cat([past_key_value[0], key], dim=2)
                 value = torch.cat([past_key_value[1], value], dim=2)
@@ -112,13 +137,15 @@ class RemBertSelfAttention(nn.Module):
             if attention_mask is not None:
                 scores = scores + attention_mask
             probs = F.softmax(scores, dim=-1)
+            if packing is not None:
+                probs = probs * packing.real[:, None, :, None]  # padding rows attend nowhere
             context = torch.matmul(F.dropout(probs, dropout, self.training), value)
         else:
             probs = None
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
         batch, _, length, _ = context.shape
         context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
-        return context, probs, (key, value)
+        return (packing.pack(context) if packing is not None else context), probs, (key, value)
 
 
 class RemBertSelfOutput(nn.Module):
@@ -145,9 +172,10 @@ class RemBertAttention(nn.Module):
         key_value_states: torch.Tensor | None = None,
         past_key_value: tuple[torch.Tensor, torch.Tensor] | None = None,
         output_attentions: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
         context, probs, present = self.self(
-            hidden_states, attention_mask, key_value_states, past_key_value, output_attentions
+            hidden_states, attention_mask, key_value_states, past_key_value, output_attentions, packing
         )
         return self.output(context, hidden_states), probs, present
 
@@ -192,16 +220,17 @@ class RemBertLayer(nn.Module):
         encoder_attention_mask: torch.Tensor | None = None,
         past_key_value: LayerCache | None = None,
         output_attentions: bool = False,
+        packing: Packing | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, LayerCache]:
         self_past = past_key_value[:2] if past_key_value is not None else None
         hidden_states, self_probs, present = self.attention(
-            hidden_states, attention_mask, None, self_past, output_attentions
+            hidden_states, attention_mask, None, self_past, output_attentions, packing
         )
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             hidden_states, cross_probs, cross_present = self.crossattention(
-                hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, output_attentions
+                hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, output_attentions, packing
             )
             present = present + cross_present
         layer_output = self.output(self.intermediate(hidden_states), hidden_states)
@@ -227,7 +256,11 @@ class RemBertEncoder(nn.Module):
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        packing: Packing | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
+        if packing is not None:
+            embeddings = packing.pack(embeddings)
         hidden_states = self.embedding_hidden_mapping_in(embeddings)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -242,6 +275,7 @@ class RemBertEncoder(nn.Module):
                 encoder_attention_mask,
                 past,
                 output_attentions,
+                packing,
             )
             if self.gradient_checkpointing and self.training:
                 hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
@@ -255,6 +289,9 @@ class RemBertEncoder(nn.Module):
                 all_cross_attentions.append(cross_probs)
             if presents is not None:
                 presents.append(present)
+        if packing is not None:
+            hidden_states = packing.pad(hidden_states)
+            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=hidden_states,
             past_key_values=tuple(presents) if presents is not None else None,
@@ -326,8 +363,11 @@ class RemBertModel(RemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        unpad: bool | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
+        """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros."""
         config = self.config
+        unpad = config.unpad if unpad is None else unpad
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
@@ -360,6 +400,12 @@ class RemBertModel(RemBertPreTrainedModel):
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
             encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
 
+        packing = None
+        if unpad and attention_mask is not None and attention_mask.dim() == 2 and past_length == 0:
+            # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
+            if not bool(attention_mask.bool().all()):
+                packing = Packing(attention_mask)
+
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         outputs = self.encoder(
             embeddings,
@@ -370,6 +416,7 @@ class RemBertModel(RemBertPreTrainedModel):
             use_cache,
             output_attentions,
             output_hidden_states,
+            packing,
         )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
@@ -731,7 +778,8 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
 
 class RemBertForQuestionAnswering(RemBertPreTrainedModel):
     """Start and end logits for extractive QA. The loss averages start and end cross-entropy; positions
-    outside the sequence are clamped to its length and ignored."""
+    outside the sequence are clamped to its length and ignored. As in Hugging Face, the loss softmaxes over every
+    position, padding included, so a forward with start/end positions computes the padding positions too."""
 
     head = "question_answering"
 
@@ -757,6 +805,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> QuestionAnsweringModelOutput | tuple:
+        with_loss = start_positions is not None and end_positions is not None
         outputs = self.rembert(
             input_ids,
             attention_mask,
@@ -766,11 +815,13 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            # The loss softmaxes over every position, padding included, so padding must be computed.
+            unpad=False if with_loss else None,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)
         start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
         loss = None
-        if start_positions is not None and end_positions is not None:
+        if with_loss:
             batch, length = start_logits.shape
             positions = []
             for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):

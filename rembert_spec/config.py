@@ -38,6 +38,7 @@ _BOOLS = (
     "output_hidden_states",
     "return_dict",
     "tie_word_embeddings",
+    "unpad",
 )
 # Written by Hugging Face's PretrainedConfig on every save; we never need them, so they go to `extra`.
 _HF_BOOKKEEPING = ("transformers_version", "architectures", "model_type")
@@ -83,6 +84,9 @@ class RemBertConfig:
     output_hidden_states: bool = False
     return_dict: bool = True
     tie_word_embeddings: bool = False
+    # Not a Hugging Face field: padding positions (attention_mask 0) skip the projections and feed-forward and
+    # come out as zeros in every hidden state. False computes them as Hugging Face does.
+    unpad: bool = True
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

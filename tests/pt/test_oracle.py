@@ -56,20 +56,44 @@ def output_fields(head: str) -> list[str]:
     )
 
 
-def assert_same_outputs(theirs, ours, head: str, atol: float = 1e-5) -> None:
+def assert_same_outputs(theirs, ours, head: str, batch=None, atol: float = 1e-5) -> None:
+    """Equal everywhere, or, when `batch` has an attention mask and our model skips padding, equal at the real
+    positions with zeros in our hidden states at the padding ones."""
+    real = None
+    if batch is not None and "attention_mask" in batch:
+        real = batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1]).bool()
+
+    def same(a, b, per_token: bool) -> None:
+        if real is not None and per_token:
+            a, b = (
+                a.reshape(real.shape + a.shape[-(a.dim() - 2) :] if a.dim() > 2 else real.shape),
+                b.reshape(real.shape + b.shape[-(b.dim() - 2) :] if b.dim() > 2 else real.shape),
+            )
+            a, b = a[real], b[real]
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
     for field in output_fields(head):
-        torch.testing.assert_close(ours[field], theirs[field], atol=atol, rtol=0)
+        same(ours[field], theirs[field], per_token=field not in ("pooler_output",) and head not in _POOLED)
     if "loss" in theirs:
         torch.testing.assert_close(ours["loss"], theirs["loss"], atol=atol, rtol=0)
-    assert len(ours.hidden_states) == len(theirs.hidden_states) == ours_layers(ours) + 1
+    assert len(ours.hidden_states) == len(theirs.hidden_states) == len(ours.attentions) + 1
     for a, b in zip(ours.hidden_states, theirs.hidden_states, strict=True):
-        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+        same(a, b, per_token=True)
+        if real is not None:
+            assert torch.all(a.reshape(*real.shape, -1)[~real] == 0)
     for a, b in zip(ours.attentions, theirs.attentions, strict=True):
-        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+        if real is not None:  # rows of padding queries are zero; rows of real queries match
+            a, b = a.transpose(1, 2).reshape(*real.shape, -1), b.transpose(1, 2).reshape(*real.shape, -1)
+        same(a, b, per_token=True)
 
 
-def ours_layers(output) -> int:
-    return len(output.attentions)
+_POOLED = ("sequence_classification", "multiple_choice")
+
+
+def padded(batch, head: str, unpad: bool):
+    """The batch whose padding our model skips, or None where it computes padding as Hugging Face does (the QA
+    loss needs every position)."""
+    return batch if unpad and head != "question_answering" else None
 
 
 def run(model, batch, **kwargs):
@@ -85,17 +109,20 @@ def test_spec_names_equal_hugging_face_pytorch_keys(head):
     assert [e.shape for e in weight_spec(config, head)] == [tuple(v.shape) for v in theirs.state_dict().values()]
 
 
+@pytest.mark.parametrize("unpad", [False, True])
 @pytest.mark.parametrize("head", ALL_HEADS)
-def test_hugging_face_checkpoint_loads_and_matches(head, tmp_path):
+def test_hugging_face_checkpoint_loads_and_matches(head, unpad, tmp_path):
     config = config_for(head)
     torch.manual_seed(0)
     theirs = hf_pt_class(head)(hf_config(config)).eval()
     theirs.save_pretrained(tmp_path)
-    ours, info = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path, output_loading_info=True)
+    ours, info = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(
+        tmp_path, output_loading_info=True, unpad=unpad
+    )
     assert info["missing_keys"] == [] and info["unexpected_keys"] == [] and info["mismatched_keys"] == []
     batch = batch_for(head, config)
     extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
-    assert_same_outputs(run(theirs, batch), run(ours, batch, **extra), head)
+    assert_same_outputs(run(theirs, batch), run(ours, batch, **extra), head, padded(batch, head, unpad))
 
 
 @pytest.mark.parametrize("head", ALL_HEADS)
@@ -108,7 +135,7 @@ def test_our_checkpoint_loads_in_hugging_face_and_matches(head, tmp_path):
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
     batch = batch_for(head, config, seed=1)
     extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
-    assert_same_outputs(run(theirs.eval(), batch), run(ours, batch, **extra), head)
+    assert_same_outputs(run(theirs.eval(), batch), run(ours, batch, **extra), head, padded(batch, head, True))
 
 
 @pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
@@ -144,7 +171,7 @@ def test_sequence_classification_losses_match(problem, tmp_path):
         batch["labels"] = torch.tensor([[1.0, 0, 1], [0, 0, 1], [1, 1, 1]])
     else:
         batch["labels"] = torch.tensor([2, 0, 1])
-    assert_same_outputs(run(theirs, batch), run(ours, batch), "sequence_classification")
+    assert_same_outputs(run(theirs, batch), run(ours, batch), "sequence_classification", batch)
 
 
 def test_decoder_with_cross_attention_matches(tmp_path):
@@ -157,9 +184,11 @@ def test_decoder_with_cross_attention_matches(tmp_path):
     batch["encoder_hidden_states"] = torch.randn(3, 5, config.hidden_size)
     batch["encoder_attention_mask"] = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
     a, b = run(theirs, batch), run(ours, batch, return_all_logits=True)
-    assert_same_outputs(a, b, "causal_lm")
+    assert_same_outputs(a, b, "causal_lm", batch)
+    real = batch["attention_mask"].bool()
     for x, y in zip(a.cross_attentions, b.cross_attentions, strict=True):
-        torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+        torch.testing.assert_close(y.transpose(1, 2)[real], x.transpose(1, 2)[real], atol=1e-5, rtol=0)
+        assert torch.all(y.transpose(1, 2)[~real] == 0)
 
 
 def test_hugging_face_tf_h5_loads_in_pytorch(tmp_path):

@@ -1,0 +1,55 @@
+"""Shared helpers for the benchmarks: full-size random checkpoints, timing, peak memory of a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "benchmarks" / ".cache"
+
+
+def full_size_checkpoint(head: str = "masked_lm", fmt: str = "safetensors", **overrides) -> Path:
+    """A google/rembert-sized checkpoint of random weights (2.3 GB), written once and reused."""
+    from rembert_spec import RemBertConfig
+    from rembert_spec.testing import write_random_checkpoint
+
+    suffix = "-".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    directory = CACHE / f"full-{head}-{fmt}{'-' + suffix if suffix else ''}"
+    marker = directory / ".complete"
+    if not marker.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        write_random_checkpoint(directory, RemBertConfig(**overrides), head, seed=0, fmt=fmt)
+        marker.touch()
+    return directory
+
+
+def run_child(code: str, env: dict[str, str] | None = None) -> dict:
+    """Run python `code` in a fresh process; it prints one JSON line last. Adds wall time and peak RSS (MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{result.stderr[-4000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report["wall_s"] = wall
+    # ru_maxrss of children is the max over all children so far: only meaningful when it grew.
+    report["peak_rss_mb"] = peak / 1024 if peak > before else report.get("peak_rss_mb", float("nan"))
+    return report
+
+
+def ratio_line(what: str, ours: float, theirs: float, unit: str, target: str) -> str:
+    return f"{what:<38} ours {ours:9.3f} {unit:<4} HF {theirs:9.3f} {unit:<4} ratio {ours / theirs:5.2f}x  (target {target})"
