@@ -27,6 +27,7 @@ from rembert_spec.outputs import (
     TokenClassifierOutput,
 )
 
+from .layers import Embedding, LayerNorm, Linear
 from .pretrained import RemBertPreTrainedModel, backbone_of_head
 from .validation import check_forward_inputs, check_labels
 
@@ -73,10 +74,10 @@ class RemBertEmbeddings(nn.Module):
     def __init__(self, config: RemBertConfig):
         super().__init__()
         width = config.input_embedding_size
-        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width)
-        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.word_embeddings = Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, width)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, width)
+        self.LayerNorm = LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
@@ -100,9 +101,9 @@ class RemBertSelfAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.query = Linear(config.hidden_size, config.hidden_size)
+        self.key = Linear(config.hidden_size, config.hidden_size)
+        self.value = Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,8 +152,8 @@ class RemBertSelfAttention(nn.Module):
 class RemBertSelfOutput(nn.Module):
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -183,7 +184,7 @@ class RemBertAttention(nn.Module):
 class RemBertIntermediate(nn.Module):
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = activation(config.hidden_act)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -193,8 +194,8 @@ class RemBertIntermediate(nn.Module):
 class RemBertOutput(nn.Module):
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -242,7 +243,7 @@ class RemBertEncoder(nn.Module):
 
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.embedding_hidden_mapping_in = nn.Linear(config.input_embedding_size, config.hidden_size)
+        self.embedding_hidden_mapping_in = Linear(config.input_embedding_size, config.hidden_size)
         self.layer = nn.ModuleList(RemBertLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
 
@@ -304,7 +305,7 @@ class RemBertEncoder(nn.Module):
 class RemBertPooler(nn.Module):
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dense(hidden_states[:, 0]))
@@ -437,10 +438,10 @@ class RemBertLMPredictionHead(nn.Module):
 
     def __init__(self, config: RemBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.output_embedding_size)
-        self.decoder = nn.Linear(config.output_embedding_size, config.vocab_size)
+        self.dense = Linear(config.hidden_size, config.output_embedding_size)
+        self.decoder = Linear(config.output_embedding_size, config.vocab_size)
         self.activation = activation(config.hidden_act)
-        self.LayerNorm = nn.LayerNorm(config.output_embedding_size, eps=config.layer_norm_eps)
+        self.LayerNorm = LayerNorm(config.output_embedding_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
@@ -618,7 +619,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
         with backbone_of_head():
             self.rembert = RemBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -681,7 +682,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         with backbone_of_head():
             self.rembert = RemBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
 
     def forward(
@@ -740,7 +741,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
         with backbone_of_head():
             self.rembert = RemBertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -789,7 +790,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
         super().__init__(config)
         with backbone_of_head():
             self.rembert = RemBertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(

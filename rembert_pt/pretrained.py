@@ -25,6 +25,8 @@ from rembert_spec.checkpoint import (
 )
 from rembert_spec.weights import WeightEntry, get_head, weight_spec
 
+from .layers import Embedding, Linear
+
 _INSIDE_HEAD = contextvars.ContextVar("rembert_inside_head", default=False)
 _NUMPY_DTYPES = {torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
 
@@ -152,9 +154,15 @@ class RemBertPreTrainedModel(nn.Module):
         entries = model.weight_spec()
 
         def assign(entry: WeightEntry, array: np.ndarray) -> None:
-            params[entry.pt_key].data.copy_(from_numpy(array))
+            param = params[entry.pt_key]
+            tensor = from_numpy(array)
+            if array.flags.writeable and array.flags.c_contiguous and tensor.dtype == param.dtype:
+                param.data = tensor  # adopt the private memory-mapped pages: no copy, no second buffer
+            else:
+                param.data.copy_(tensor)
 
-        with open_checkpoint(path, config, prefer=(SAFETENSORS, PYTORCH_BIN, TF_H5)) as checkpoint:
+        prefer = (SAFETENSORS, PYTORCH_BIN, TF_H5)
+        with open_checkpoint(path, config, prefer=prefer, copy_on_write=True) as checkpoint:
             with torch.no_grad():
                 report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
             report.log(cls.__name__, checkpoint.path)
@@ -219,7 +227,7 @@ class RemBertPreTrainedModel(nn.Module):
             if self.config.pad_token_id is not None and self.config.pad_token_id < keep
             else None
         )
-        new = nn.Embedding(
+        new = Embedding(
             new_num_tokens, old.embedding_dim, padding_idx=pad, device=old.weight.device, dtype=old.weight.dtype
         )
         new.weight.normal_(0.0, self.config.initializer_range)
@@ -227,7 +235,7 @@ class RemBertPreTrainedModel(nn.Module):
         self.set_input_embeddings(new)
         decoder = self.get_output_embeddings()
         if decoder is not None:
-            resized = nn.Linear(
+            resized = Linear(
                 decoder.in_features, new_num_tokens, device=decoder.weight.device, dtype=decoder.weight.dtype
             )
             resized.weight.normal_(0.0, self.config.initializer_range)

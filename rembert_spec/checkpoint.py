@@ -8,6 +8,7 @@ so missing, unexpected and mis-shaped tensors are reported with the same words w
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -53,18 +54,18 @@ def _open_torch_bin(path: Path) -> TensorReader:
     return TorchBinReader(path)
 
 
-def _open_file(path: Path) -> tuple[str, TensorReader]:
+def _open_file(path: Path, copy_on_write: bool = False) -> tuple[str, TensorReader]:
     name = path.name
     if name == SAFETENSORS_INDEX_NAME or name.endswith(".safetensors.index.json"):
-        return SAFETENSORS, ShardedReader(path, SafetensorsReader)
+        return SAFETENSORS, ShardedReader(path, functools.partial(SafetensorsReader, copy_on_write=copy_on_write))
     if name == PT_BIN_INDEX_NAME or name.endswith(".bin.index.json"):
         return PYTORCH_BIN, ShardedReader(path, _open_torch_bin)
     if name.endswith(".safetensors"):
-        return SAFETENSORS, SafetensorsReader(path)
+        return SAFETENSORS, SafetensorsReader(path, copy_on_write)
     if name.endswith((".bin", ".pt", ".pth")):
         return PYTORCH_BIN, _open_torch_bin(path)
     if name.endswith((".h5", ".hdf5")):
-        return TF_H5, H5Reader(path)
+        return TF_H5, H5Reader(path, copy_on_write)
     if name.endswith(".index") or Path(f"{path}.index").is_file():
         from .tf_checkpoint import TFCheckpointReader
 
@@ -168,14 +169,19 @@ def open_checkpoint(
     path: str | os.PathLike,
     config: RemBertConfig,
     prefer: Iterable[str] = (SAFETENSORS, PYTORCH_BIN, TF_H5),
+    copy_on_write: bool = False,
 ) -> SpecCheckpoint:
-    """Open a model directory, a weights file, or a Google TF checkpoint prefix, for reading through the spec."""
+    """Open a model directory, a weights file, or a Google TF checkpoint prefix, for reading through the spec.
+
+    With `copy_on_write`, memory-mapped tensors come back writable (private pages), so a model may adopt them
+    as its own storage without copying.
+    """
     path = Path(path)
     if path.is_dir():
         path = find_weights_file(path, prefer)
     elif not path.exists() and not Path(f"{path}.index").is_file():
         raise CheckpointError(f"{path}: no such file or directory")
-    fmt, reader = _open_file(path) if not path.is_dir() else _open_google_directory(path)
+    fmt, reader = _open_file(path, copy_on_write) if not path.is_dir() else _open_google_directory(path)
     known = all_weight_names(config)
     keys, unknown = _index_keys(reader, fmt, known)
     return SpecCheckpoint(reader, fmt, keys, unknown, known)

@@ -43,10 +43,12 @@ def _write_attribute_list(group: h5py.Group, name: str, values: list[str]) -> No
 
 
 class H5Reader(TensorReader):
-    """Weights of a Hugging Face tf_model.h5; contiguous datasets are memory-mapped, not copied."""
+    """Weights of a Hugging Face tf_model.h5; contiguous datasets are memory-mapped, not copied
+    (read-only, or writable private pages with `copy_on_write`)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, copy_on_write: bool = False):
         self.path = Path(path)
+        self._map_mode = "c" if copy_on_write else "r"
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such file")
         try:
@@ -96,7 +98,9 @@ class H5Reader(TensorReader):
         try:
             offset = dataset.id.get_offset()
             if offset is not None and dataset.size and dataset.dtype.kind in "fiub":
-                return np.memmap(self.path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+                return np.memmap(
+                    self.path, dtype=dataset.dtype, mode=self._map_mode, offset=offset, shape=dataset.shape
+                )
             return np.asarray(dataset[()])
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{self.path}: cannot read tensor {key!r} ({e})") from None

@@ -97,3 +97,29 @@ def mask_value(dtype_name: str) -> float:
         "float32": -3.4028234663852886e38,
         "float64": -1.7976931348623157e308,
     }[dtype_name]
+
+
+# -- the same words for checks that run where values are unknown ----------------------------------------
+# Inside a compiled graph (tf.function) a shape or a value is only known when the graph runs, so the check is
+# an assertion op: it carries these words, and the runtime appends the offending values after them.
+
+
+def range_message(name: str, limit: int, limit_name: str, allow_ignore: bool = False) -> str:
+    """check_range's message up to the offending value: `input_ids must be in [0, 99) (vocab_size=99), got`."""
+    ignore = f" or {IGNORE_INDEX}" if allow_ignore else ""
+    return f"{name} must be in [0, {limit}){ignore} ({limit_name}={limit}), got"
+
+
+def shape_message(name: str, against: str) -> tuple[str, str]:
+    """check_shape's message in two parts, each followed by a shape: `x has shape` [..] `but y needs` [..]."""
+    return f"{name} has shape", f"but {against} needs"
+
+
+def empty_message(name: str) -> str:
+    """check_not_empty's message, followed by the shape."""
+    return f"{name} is empty: a batch needs at least one token; shape"
+
+
+def sequence_length_message(config: RemBertConfig) -> str:
+    """check_sequence_length's message, followed by the number of positions (cached + new)."""
+    return f"sequence is longer than max_position_embeddings={config.max_position_embeddings}; positions"

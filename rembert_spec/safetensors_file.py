@@ -120,10 +120,15 @@ def _check_layout(path: Path, entries: Mapping[str, _Entry], data_start: int, fi
 
 
 class SafetensorsReader(TensorReader):
-    """One .safetensors file, memory-mapped; `read` returns read-only zero-copy views."""
+    """One .safetensors file, memory-mapped; `read` returns zero-copy views.
 
-    def __init__(self, path: str | os.PathLike):
+    Views are read-only, or with `copy_on_write` writable private pages: a model can then use them as its
+    parameters directly, and only pages it later changes are copied (the file itself is never written).
+    """
+
+    def __init__(self, path: str | os.PathLike, copy_on_write: bool = False):
         self.path = Path(path)
+        access = mmap.ACCESS_COPY if copy_on_write else mmap.ACCESS_READ
         try:
             self._file = open(self.path, "rb")
         except FileNotFoundError:
@@ -132,7 +137,7 @@ class SafetensorsReader(TensorReader):
             raise CheckpointError(f"{self.path}: cannot open ({e.strerror})") from None
         try:
             size = os.fstat(self._file.fileno()).st_size
-            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=access) if size else None
             head = self._mmap[: min(size, 8 + _MAX_HEADER_BYTES)] if self._mmap else b""
             self._entries, self.metadata = _parse_header(self.path, size, head)
         except BaseException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rembert_spec import weight_spec
@@ -18,7 +20,8 @@ def test_tf_names_and_layouts_equal_hugging_face(head):
     theirs = {w.name.split("/", 1)[1]: tuple(w.shape) for w in model.weights}
     ours = {e.tf_name: e.tf_shape for e in weight_spec(config, head)}
     assert ours == theirs
-    assert {w.name.split("/", 1)[0] for w in model.weights} == {HEADS[head].tf_scope}
+    # Keras numbers a second model of a class in one process (tf_rem_bert_model_1): compare without it.
+    assert {re.sub(r"_\d+$", "", w.name.split("/", 1)[0]) for w in model.weights} == {HEADS[head].tf_scope}
 
 
 def test_google_names_follow_the_original_checkpoint():

@@ -1,0 +1,211 @@
+"""Rules for `generate`, written once for both backends: which arguments are legal, and when a row stops.
+
+The backends (`rembert_pt.generation`, `rembert_tf.generation`) hand plain Python facts to these checks and
+get back one `GenerationSettings`; the decoding loops then read the same settings and apply the same rules:
+
+- the prompt is LEFT-padded (its last column is a real token in every row), positions count real tokens only;
+- each step picks a token: argmax (greedy), or a sample from softmax(logits / temperature) restricted to the
+  top_k most likely tokens, then to the smallest set whose probability reaches top_p (in that order);
+- before `min_new_tokens` new tokens, the end-of-sequence ids are forbidden;
+- a row that has produced an end-of-sequence id is finished: from the next step on it gets `pad_token_id`;
+- decoding ends after `max_new_tokens` steps, or earlier when every row is finished.
+
+>>> from rembert_spec import RemBertConfig
+>>> config = RemBertConfig(vocab_size=99, is_decoder=True, pad_token_id=0, eos_token_id=2)
+>>> settings = check_generation_args(config, prompt_length=5, max_new_tokens=4)
+>>> settings.eos_token_ids, settings.pad_token_id, settings.do_sample
+((2,), 0, False)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import RemBertConfig
+from .inputs import InputError
+
+
+class GenerationError(InputError):
+    """An argument of `generate` is not legal. The message names the argument and the value."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The checked arguments of one `generate` call.
+
+    `eos_token_ids` is empty when no id ends a row; `pad_token_id` is what finished rows receive (None only when
+    no row can finish early). `temperature`, `top_k` and `top_p` only apply when `do_sample`.
+    """
+
+    max_new_tokens: int
+    min_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int | None
+    seed: int | None
+
+    @property
+    def filters_top_k(self) -> bool:
+        """True when sampling keeps only the top_k most likely tokens."""
+        return self.do_sample and self.top_k is not None
+
+    @property
+    def filters_top_p(self) -> bool:
+        """True when sampling keeps only the nucleus of probability top_p (top_p=1 keeps everything)."""
+        return self.do_sample and self.top_p is not None and self.top_p < 1.0
+
+    def suppresses_eos(self, step: int) -> bool:
+        """Whether the end-of-sequence ids are forbidden at 0-based decoding `step` (min_new_tokens)."""
+        return bool(self.eos_token_ids) and step < self.min_new_tokens
+
+    def stops(self, step: int, all_finished: bool) -> bool:
+        """Whether decoding ends after `step` (0-based) steps have been taken, given whether every row is finished."""
+        return all_finished or step >= self.max_new_tokens
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _token_id(name: str, value: Any, vocab_size: int) -> int:
+    if not _is_int(value) or not 0 <= int(value) < vocab_size:
+        raise GenerationError(
+            f"{name} must be a token id in [0, {vocab_size}) (vocab_size={vocab_size}), got {value!r}"
+        )
+    return int(value)
+
+
+def _eos_ids(eos_token_id: Any, config: RemBertConfig) -> tuple[int, ...]:
+    if eos_token_id is None:
+        # The config's id (google/rembert: 313) ends rows only when the vocabulary has it.
+        default = config.eos_token_id
+        return (default,) if default is not None and default < config.vocab_size else ()
+    if _is_int(eos_token_id):
+        return (_token_id("eos_token_id", eos_token_id, config.vocab_size),)
+    if isinstance(eos_token_id, Sequence) and not isinstance(eos_token_id, str):
+        return tuple(dict.fromkeys(_token_id("eos_token_id", v, config.vocab_size) for v in eos_token_id))
+    raise GenerationError(
+        f"eos_token_id must be a token id, a list of token ids (empty: never stop early) or None "
+        f"(config.eos_token_id), got {eos_token_id!r}"
+    )
+
+
+def check_generation_args(
+    config: RemBertConfig,
+    prompt_length: int,
+    max_new_tokens: Any = 20,
+    min_new_tokens: Any = 0,
+    do_sample: Any = False,
+    temperature: Any = 1.0,
+    top_k: Any = None,
+    top_p: Any = None,
+    eos_token_id: Any = None,
+    pad_token_id: Any = None,
+    seed: Any = None,
+    has_generator: bool = False,
+) -> GenerationSettings:
+    """Check every non-tensor argument of `generate`; raise `GenerationError` naming the first bad one.
+
+    `eos_token_id=None` uses config.eos_token_id (when it lies in the vocabulary); `pad_token_id=None` uses
+    config.pad_token_id, else the first end-of-sequence id.
+
+    >>> from rembert_spec import RemBertConfig
+    >>> config = RemBertConfig(vocab_size=99, is_decoder=True)
+    >>> check_generation_args(config, 3, do_sample=True, top_p=1.5)
+    Traceback (most recent call last):
+    ...
+    rembert_spec.generation.GenerationError: top_p must be a number in (0, 1] or None, got 1.5
+    """
+    if not config.is_decoder:
+        raise GenerationError(
+            "generate needs a decoder: build or load the model with is_decoder=True "
+            "(e.g. RemBertForCausalLM.from_pretrained(path, is_decoder=True))"
+        )
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+        raise GenerationError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if not _is_int(min_new_tokens) or not 0 <= min_new_tokens <= max_new_tokens:
+        raise GenerationError(
+            f"min_new_tokens must be an integer in [0, max_new_tokens={max_new_tokens}], got {min_new_tokens!r}"
+        )
+    total = prompt_length + int(max_new_tokens)
+    if total > config.max_position_embeddings:
+        raise GenerationError(
+            f"max_new_tokens={max_new_tokens} after a prompt of {prompt_length} tokens needs {total} positions, "
+            f"more than max_position_embeddings={config.max_position_embeddings}"
+        )
+    if not isinstance(do_sample, bool):
+        raise GenerationError(f"do_sample must be True or False, got {do_sample!r}")
+    if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+        raise GenerationError(
+            f"temperature must be a positive finite number, got {temperature!r} (for greedy decoding use "
+            "do_sample=False)"
+        )
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise GenerationError(f"top_k must be a positive integer or None (no top-k filter), got {top_k!r}")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise GenerationError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
+    if seed is not None and not _is_int(seed):
+        raise GenerationError(f"seed must be an integer or None, got {seed!r}")
+    if seed is not None and has_generator:
+        raise GenerationError("pass either seed or generator, not both")
+    eos_ids = _eos_ids(eos_token_id, config)
+    if pad_token_id is not None:
+        pad = _token_id("pad_token_id", pad_token_id, config.vocab_size)
+    elif config.pad_token_id is not None:
+        pad = config.pad_token_id
+    else:
+        pad = eos_ids[0] if eos_ids else None
+    return GenerationSettings(
+        max_new_tokens=int(max_new_tokens),
+        min_new_tokens=int(min_new_tokens),
+        do_sample=do_sample,
+        temperature=float(temperature),
+        top_k=None if top_k is None else int(top_k),
+        top_p=None if top_p is None else float(top_p),
+        eos_token_ids=eos_ids,
+        pad_token_id=pad,
+        seed=None if seed is None else int(seed),
+    )
+
+
+def check_mask_shape(mask_shape: Sequence[int], ids_shape: Sequence[int]) -> None:
+    """The prompt's attention_mask has the prompt's shape [batch, length]."""
+    if tuple(mask_shape) != tuple(ids_shape):
+        raise GenerationError(f"attention_mask has shape {tuple(mask_shape)} but input_ids needs {tuple(ids_shape)}")
+
+
+def check_prompt_mask(rows_without_tokens: Sequence[int], rows_padded_on_the_right: Sequence[int]) -> None:
+    """The attention mask of a prompt: every row holds a token, and padding is on the left.
+
+    The backend finds the rows (`mask.sum(-1) == 0`; `mask[:, -1] == 0`) and hands their indices here.
+    """
+    if len(rows_without_tokens):
+        raise GenerationError(
+            f"attention_mask row {int(rows_without_tokens[0])} has no tokens: every prompt needs at least one"
+        )
+    if len(rows_padded_on_the_right):
+        raise GenerationError(
+            f"attention_mask row {int(rows_padded_on_the_right[0])} ends with padding: generate continues after "
+            "the last column, so pad prompts on the LEFT (tokenizer padding_side='left')"
+        )
+
+
+def check_prompt_ids(name: str, shape: Sequence[int], kind: str) -> None:
+    """input_ids (and attention_mask) of a prompt: [batch, length] integers, not empty."""
+    if len(shape) != 2:
+        raise GenerationError(f"{name} must be [batch, length], got shape {tuple(shape)}")
+    if any(d == 0 for d in shape):
+        raise GenerationError(f"{name} is empty (shape {tuple(shape)}): generate needs a prompt of at least one token")
+    if name == "input_ids" and kind not in "iu":
+        raise GenerationError(f"input_ids must hold integer ids, got a tensor of kind {kind!r}")
