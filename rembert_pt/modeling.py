@@ -52,20 +52,23 @@ class Packing:
     """Where the real tokens of a padded [batch, length] batch are, to run per-token work on them only.
 
     Projections and feed-forward take [n_real, hidden]; attention scatters its queries, keys and values back
-    to [batch, length, hidden] (zeros at padding, which the mask hides) and gathers the result again.
+    to [batch, length, ...] (zeros at padding, which the mask hides) and gathers the result again. Gathering
+    reads strided views directly, so no padded intermediate is copied.
     """
 
     def __init__(self, attention_mask: torch.Tensor):
         self.batch, self.length = attention_mask.shape
         self.real = attention_mask.bool()
-        self.index = self.real.flatten().nonzero().squeeze(1)
+        self.rows, self.positions = self.real.nonzero(as_tuple=True)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+        """[batch, length, ...] (any strides) -> [n_real, ...]"""
+        return x[self.rows, self.positions]
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        full = x.new_zeros(self.batch * self.length, *x.shape[1:]).index_copy(0, self.index, x)
-        return full.view(self.batch, self.length, *x.shape[1:])
+        """[n_real, ...] -> [batch, length, ...] with zeros at padding."""
+        full = x.new_zeros(self.batch, self.length, *x.shape[1:])
+        return full.index_put_((self.rows, self.positions), x)
 
 
 class RemBertEmbeddings(nn.Module):
@@ -144,9 +147,10 @@ class RemBertSelfAttention(nn.Module):
         else:
             probs = None
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
-        batch, _, length, _ = context.shape
-        context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
-        return (packing.pack(context) if packing is not None else context), probs, (key, value)
+        context = context.transpose(1, 2)  # [batch, length, heads, head_size]
+        if packing is not None:
+            context = packing.pack(context)
+        return context.reshape(*context.shape[:-2], self.num_heads * self.head_size), probs, (key, value)
 
 
 class RemBertSelfOutput(nn.Module):
