@@ -52,4 +52,5 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict:
 
 
 def ratio_line(what: str, ours: float, theirs: float, unit: str, target: str) -> str:
-    return f"{what:<38} ours {ours:9.3f} {unit:<4} HF {theirs:9.3f} {unit:<4} ratio {ours / theirs:5.2f}x  (target {target})"
+    figures = f"ours {ours:9.3f} {unit:<4} HF {theirs:9.3f} {unit:<4} ratio {ours / theirs:5.2f}x"
+    return f"{what:<38} {figures}  (target {target})"
