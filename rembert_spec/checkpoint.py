@@ -296,27 +296,32 @@ def write_weights(
     head: str,
     dtype: np.dtype | str = np.float32,
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Write `entries` as model.safetensors (PyTorch names) or tf_model.h5 (Hugging Face's TF names).
 
-    `fetch(entry)` returns one tensor in PyTorch's layout; it is called once per entry, in order, and its
-    result is cast to `dtype` one tensor at a time.
+    `fetch(entry)` returns one tensor in PyTorch's layout (a memory-mapped view is fine); it is called once per
+    entry, in order, and written as `dtype` a block of rows at a time, so memory stays near one block however
+    large the tensor. `progress(n_bytes)` is told after each block.
     """
     directory = Path(directory)
     dtype = np.dtype(dtype)
 
-    def fetch_as(entry: WeightEntry, transpose: bool) -> np.ndarray:
-        array = np.asarray(fetch(entry))
-        if array.shape != entry.shape:
-            raise ValueError(f"tensor {entry.pt_key!r} has shape {array.shape}, the spec says {entry.shape}")
-        array = array.T if transpose else array
-        return array if array.dtype == dtype else array.astype(dtype)
+    def in_layout(entry: WeightEntry, transpose: bool) -> np.ndarray:
+        array = fetch(entry)
+        if tuple(array.shape) != entry.shape:
+            raise ValueError(f"tensor {entry.pt_key!r} has shape {tuple(array.shape)}, the spec says {entry.shape}")
+        return array.T if transpose else array
 
     if fmt == SAFETENSORS:
         by_key = {entry.pt_key: entry for entry in entries}
         plan = [(entry.pt_key, entry.shape, dtype) for entry in entries]
         return write_safetensors_checkpoint(
-            directory, plan, lambda key: fetch_as(by_key[key], False), max_shard_size=max_shard_size
+            directory,
+            plan,
+            lambda key: in_layout(by_key[key], False),
+            max_shard_size=max_shard_size,
+            progress=progress,
         )
     if fmt == TF_H5:
         if dtype.kind != "f" or dtype.itemsize < 2 or dtype.name == "bfloat16":
@@ -325,7 +330,8 @@ def write_weights(
         by_key = {f"{scope}/{entry.tf_name}": entry for entry in entries}
         plan = [(entry.h5_layer, f"{scope}/{entry.tf_name}", entry.tf_shape, dtype) for entry in entries]
         directory.mkdir(parents=True, exist_ok=True)
-        return [write_h5(directory / H5_NAME, plan, lambda key: fetch_as(by_key[key], by_key[key].tf_transpose))]
+        fetch_tf = lambda key: in_layout(by_key[key], by_key[key].tf_transpose)  # noqa: E731
+        return [write_h5(directory / H5_NAME, plan, fetch_tf, progress)]
     raise ValueError(f"cannot write checkpoint format {fmt!r}; writable formats: {SAFETENSORS}, {TF_H5}")
 
 

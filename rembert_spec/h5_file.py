@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import blocks
 from .tensor_file import CheckpointError, TensorInfo, TensorReader, atomic_write
 
 H5_NAME = "tf_model.h5"
@@ -115,10 +116,14 @@ def write_h5(
     path: str | os.PathLike,
     plan: Iterable[tuple[str, str, tuple[int, ...], np.dtype]],
     fetch: Callable[[str], np.ndarray],
+    progress: Callable[[int], None] | None = None,
+    block_bytes: int = blocks.BLOCK_BYTES,
 ) -> Path:
     """Write a Keras-2 h5 weights file. `plan` rows are (layer, full weight name, shape, dtype), in order.
 
-    `fetch(weight name)` supplies one tensor at a time; the file appears at `path` only when complete.
+    `fetch(weight name)` supplies one tensor at a time (any strides, any dtype); each dataset is created empty
+    and filled a block of rows at a time, telling `progress(n_bytes)`. The file appears at `path` only when
+    complete.
     """
     plan = list(plan)
     layers: dict[str, list[str]] = {}
@@ -133,11 +138,33 @@ def write_h5(
             for layer, weight_names in layers.items():
                 _write_attribute_list(f.create_group(layer), "weight_names", weight_names)
             for layer, weight_name, shape, dtype in plan:
-                array = np.asarray(fetch(weight_name))
-                if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
-                    raise ValueError(
-                        f"{path}: tensor {weight_name!r} is {array.shape} {array.dtype}, "
-                        f"the plan said {tuple(shape)} {np.dtype(dtype)}"
-                    )
-                f[layer].create_dataset(weight_name, data=array)
+                _fill_dataset(f[layer], weight_name, tuple(shape), np.dtype(dtype), fetch, path, progress, block_bytes)
     return path
+
+
+def _fill_dataset(
+    group: h5py.Group,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    fetch: Callable[[str], np.ndarray],
+    path: Path,
+    progress: Callable[[int], None] | None,
+    block_bytes: int,
+) -> None:
+    array = fetch(name)
+    if tuple(array.shape) != shape:
+        raise ValueError(f"{path}: tensor {name!r} has shape {tuple(array.shape)}, the plan said {shape}")
+    try:
+        dataset = group.create_dataset(name, shape=shape, dtype=dtype)
+        row = 0
+        for block in blocks.row_blocks(array, dtype, block_bytes):
+            if block.ndim == 0:
+                dataset[()] = block
+            elif block.size:
+                dataset[row : row + block.shape[0]] = block
+                row += block.shape[0]
+            if progress is not None:
+                progress(block.nbytes)
+    except OSError as e:
+        raise OSError(e.errno, f"{path}: cannot write tensor {name!r} ({e.strerror or e})") from e

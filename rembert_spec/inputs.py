@@ -123,3 +123,15 @@ def empty_message(name: str) -> str:
 def sequence_length_message(config: RemBertConfig) -> str:
     """check_sequence_length's message, followed by the number of positions (cached + new)."""
     return f"sequence is longer than max_position_embeddings={config.max_position_embeddings}; positions"
+
+
+def check_regression_labels(shape: Sequence[int], batch: int, num_labels: int) -> None:
+    """Regression labels hold batch * num_labels values: (batch, num_labels), or (batch,) for a single value."""
+    size = 1
+    for d in shape:
+        size *= d
+    if size != batch * num_labels:
+        raise InputError(
+            f"labels has shape {tuple(shape)} but regression over {num_labels} value(s) needs "
+            f"({batch}, {num_labels})" + (f" or ({batch},)" if num_labels == 1 else "")
+        )

@@ -19,6 +19,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
+from . import blocks
 from .tensor_file import CheckpointError, TensorInfo, TensorReader, atomic_write
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -138,7 +139,10 @@ class SafetensorsReader(TensorReader):
         try:
             size = os.fstat(self._file.fileno()).st_size
             self._mmap = mmap.mmap(self._file.fileno(), 0, access=access) if size else None
-            head = self._mmap[: min(size, 8 + _MAX_HEADER_BYTES)] if self._mmap else b""
+            head = self._mmap[:8] if self._mmap else b""
+            if len(head) == 8:  # only the header itself is read: the tensors stay on disk until asked for
+                header_len = int.from_bytes(head, "little")
+                head += self._mmap[8 : 8 + min(header_len, _MAX_HEADER_BYTES)]
             self._entries, self.metadata = _parse_header(self.path, size, head)
         except BaseException:
             self.close()
@@ -195,27 +199,39 @@ def _header_bytes(plan: list[tuple[str, tuple[int, ...], np.dtype]], metadata: M
     return len(raw).to_bytes(8, "little") + raw
 
 
+def _write_error(error: OSError, path: Path, name: str) -> OSError:
+    return OSError(error.errno, f"{path}: cannot write tensor {name!r} ({error.strerror or error})")
+
+
 def write_safetensors(
     path: str | os.PathLike,
     plan: TensorPlan,
     fetch: Callable[[str], np.ndarray],
     metadata: Mapping[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    block_bytes: int = blocks.BLOCK_BYTES,
 ) -> Path:
     """Write tensors in `plan` order, calling `fetch(name)` for one tensor at a time.
 
-    The header comes from the plan, so nothing is buffered; the file appears at `path` only when complete.
+    The header comes from the plan, so nothing is buffered: each tensor (any strides, any dtype) is cast and
+    written a block of rows at a time, and `progress(n_bytes)` is told after each block. The file appears at
+    `path` only when complete.
     """
     plan = [(name, tuple(shape), np.dtype(dtype)) for name, shape, dtype in plan]
     path = Path(path)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         f.write(_header_bytes(plan, metadata or {}))
         for name, shape, dtype in plan:
-            array = np.asarray(fetch(name))
-            if array.shape != shape or array.dtype != dtype:
-                raise ValueError(
-                    f"{path}: tensor {name!r} is {array.shape} {array.dtype}, the plan said {shape} {dtype}"
-                )
-            f.write(np.ascontiguousarray(array).view(np.uint8).data)  # raw bytes: bfloat16 has no buffer code
+            array = fetch(name)
+            if tuple(array.shape) != shape:
+                raise ValueError(f"{path}: tensor {name!r} has shape {tuple(array.shape)}, the plan said {shape}")
+            try:
+                for block in blocks.row_blocks(array, dtype, block_bytes):
+                    f.write(block.reshape(-1).view(np.uint8).data)  # raw bytes: bfloat16 has no buffer code
+                    if progress is not None:
+                        progress(block.nbytes)
+            except OSError as e:
+                raise _write_error(e, path, name) from e
     return path
 
 
@@ -244,6 +260,8 @@ def write_safetensors_checkpoint(
     fetch: Callable[[str], np.ndarray],
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     metadata: Mapping[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    block_bytes: int = blocks.BLOCK_BYTES,
 ) -> list[Path]:
     """model.safetensors, or model-0000i-of-0000n.safetensors shards plus their index when over max_shard_size."""
     directory = Path(directory)
@@ -262,11 +280,14 @@ def write_safetensors_checkpoint(
     metadata = {"format": "pt", **(metadata or {})}
     if len(shards) == 1:
         stale_index = directory / SAFETENSORS_INDEX_NAME
-        written = [write_safetensors(directory / SAFETENSORS_NAME, plan, fetch, metadata)]
+        written = [write_safetensors(directory / SAFETENSORS_NAME, plan, fetch, metadata, progress, block_bytes)]
         stale_index.unlink(missing_ok=True)
         return written
     names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    written = [write_safetensors(directory / n, shard, fetch, metadata) for n, shard in zip(names, shards, strict=True)]
+    written = [
+        write_safetensors(directory / n, shard, fetch, metadata, progress, block_bytes)
+        for n, shard in zip(names, shards, strict=True)
+    ]
     index = {
         "metadata": {"total_size": sum(math.prod(s) * d.itemsize for _, s, d in plan)},
         "weight_map": {name: n for n, shard in zip(names, shards, strict=True) for name, _, _ in shard},

@@ -1,0 +1,169 @@
+"""Deciding what a conversion writes, before a byte is written: the head, its tensors, the dtype, and what is left.
+
+Without a head asked for, the head is the one that wrote the source (`detect_head`) and all of its weights must be
+there. With a head asked for (`--head`), the backbone must be there; head weights (and the pooler) the source
+lacks are not written (the model initialises them at load), and source weights the head does not use are dropped.
+Tensors whose names the spec does not know (optimizer slots, `global_step`, Google's pretraining-only `cls/...`)
+are skipped. Every list names tensors as the source file names them.
+
+>>> from rembert_spec.checkpoint import TF_H5
+>>> choose_dtype({np.dtype("float32")}, TF_H5, None)
+(dtype('float32'), None)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import ml_dtypes
+import numpy as np
+
+from rembert_spec import RemBertConfig
+from rembert_spec.checkpoint import GOOGLE_TF, SAFETENSORS, TF_H5, SpecCheckpoint, detect_head
+from rembert_spec.weights import WeightEntry, get_head, weight_spec
+
+DTYPES = {
+    "float32": np.dtype(np.float32),
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+}
+# The formats the converter writes, by the --to name.
+TARGETS = {"pt": SAFETENSORS, "tf": TF_H5}
+# Dtypes each target format can hold.
+TARGET_DTYPES = {SAFETENSORS: ("float32", "float16", "bfloat16"), TF_H5: ("float32", "float16")}
+
+
+class ConversionError(ValueError):
+    """The conversion cannot go ahead as asked; the message says why and names the tensor or file."""
+
+
+@dataclass
+class ConversionPlan:
+    """What will be written and what will not, in the spec's order."""
+
+    head: str
+    head_detected: bool
+    entries: list[WeightEntry]
+    dtype: np.dtype
+    source_dtypes: set[np.dtype]
+    skipped: list[str] = field(default_factory=list)  # not RemBERT weights (optimizer slots, cls/...)
+    dropped: list[str] = field(default_factory=list)  # RemBERT weights the head does not use
+    initialised_at_load: list[str] = field(default_factory=list)  # head weights the source lacks (--head)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def lossless(self) -> bool:
+        """True when no value changes: every source dtype is exactly representable in the output dtype."""
+        widening = {DTYPES["float16"], DTYPES["bfloat16"], DTYPES["float32"]}
+        return all(d == self.dtype or (self.dtype == DTYPES["float32"] and d in widening) for d in self.source_dtypes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights the plan writes."""
+        return sum(math.prod(entry.shape) for entry in self.entries) * self.dtype.itemsize
+
+    @property
+    def head_complete(self) -> bool:
+        """Every weight of the head is written (so a model loaded from the output has no fresh weights)."""
+        return not self.initialised_at_load
+
+
+def source_name(checkpoint: SpecCheckpoint, entry: WeightEntry) -> str:
+    """How the source's format names a weight (its key when present, else what the format would call it)."""
+    if entry.name in checkpoint:
+        return checkpoint.file_key(entry.name)
+    if checkpoint.format == GOOGLE_TF and entry.google_name:
+        return entry.google_name
+    if checkpoint.format == TF_H5:
+        return entry.tf_name
+    return entry.pt_key
+
+
+def _required(config: RemBertConfig, head: str, explicit: bool) -> set[str]:
+    """Names that must be in the source: all of the head's, or (head asked for) the backbone without pooler."""
+    if not explicit:
+        return {entry.name for entry in weight_spec(config, head)}
+    return {entry.name for entry in weight_spec(config, head, add_pooling_layer=False) if entry.in_backbone}
+
+
+def _check_present(checkpoint: SpecCheckpoint, entries: list[WeightEntry], required: set[str], head: str) -> None:
+    missing = [source_name(checkpoint, e) for e in entries if e.name in required and e.name not in checkpoint]
+    if missing:
+        raise ConversionError(
+            f"{checkpoint.path}: missing {len(missing)} tensor(s) of head {head!r}: {', '.join(missing)}"
+        )
+
+
+def _check_shapes(checkpoint: SpecCheckpoint, entries: list[WeightEntry]) -> None:
+    wrong = []
+    for entry in entries:
+        found = checkpoint.shape(entry)
+        if found != entry.shape:
+            wrong.append(f"{source_name(checkpoint, entry)} is {found}, the config needs {entry.shape}")
+        elif checkpoint.dtype(entry).kind != "f" and checkpoint.dtype(entry) != DTYPES["bfloat16"]:
+            wrong.append(f"{source_name(checkpoint, entry)} holds {checkpoint.dtype(entry)}, not floating point")
+    if wrong:
+        raise ConversionError(f"{checkpoint.path}: tensor(s) do not fit the config: {'; '.join(wrong)}")
+
+
+def choose_dtype(source_dtypes: set[np.dtype], fmt: str, asked: str | None) -> tuple[np.dtype, str | None]:
+    """The output dtype and, when it differs from what was there without being asked, why."""
+    if asked is not None:
+        if asked not in TARGET_DTYPES[fmt]:
+            raise ConversionError(f"{fmt} cannot hold {asked}; use {' or '.join(TARGET_DTYPES[fmt])}")
+        return DTYPES[asked], None
+    names = {dtype.name for dtype in source_dtypes}
+    if len(names) == 1 and (only := names.pop()) in TARGET_DTYPES[fmt]:
+        return DTYPES[only], None
+    found = ", ".join(sorted(d.name for d in source_dtypes)) or "nothing"
+    return DTYPES["float32"], f"source holds {found}; writing float32 (pass --dtype to choose)"
+
+
+def make_plan(
+    checkpoint: SpecCheckpoint,
+    config: RemBertConfig,
+    fmt: str,
+    head: str | None = None,
+    dtype: str | None = None,
+) -> ConversionPlan:
+    """Check the source against the spec and decide what to write; raises ConversionError naming the problem."""
+    explicit = head is not None
+    kind = get_head(head).kind if explicit else detect_head(checkpoint, config)
+    spec = weight_spec(config, kind)
+    _check_present(checkpoint, spec, _required(config, kind, explicit), kind)
+    entries = [entry for entry in spec if entry.name in checkpoint]
+    _check_shapes(checkpoint, entries)
+    source_dtypes = {checkpoint.dtype(entry) for entry in entries}
+    out_dtype, note = choose_dtype(source_dtypes, fmt, dtype)
+    used = {entry.name for entry in entries}
+    plan = ConversionPlan(
+        head=kind,
+        head_detected=not explicit,
+        entries=entries,
+        dtype=out_dtype,
+        source_dtypes=source_dtypes,
+        skipped=list(checkpoint.unknown_keys),
+        dropped=[checkpoint.file_key(name) for name in checkpoint.names() if name not in used],
+        initialised_at_load=[entry.pt_key for entry in spec if entry.name not in checkpoint],
+    )
+    if note:
+        plan.notes.append(note)
+    return plan
+
+
+def describe_head(kind: str) -> str:
+    """'masked_lm (RemBertForMaskedLM / TFRemBertForMaskedLM)'."""
+    head = get_head(kind)
+    return f"{kind} ({head.pt_class} / {head.tf_class})"
+
+
+__all__ = [
+    "DTYPES",
+    "TARGETS",
+    "ConversionError",
+    "ConversionPlan",
+    "choose_dtype",
+    "make_plan",
+    "source_name",
+]
