@@ -54,24 +54,39 @@ def activation(hidden_act: str | Callable) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 class Packing:
-    """Where the real tokens of a padded [batch, length] batch are (attention_mask != 0).
+    """Where the real tokens of a padded [batch, length] batch are, to run per-token work on them only.
 
-    PyTorch runs per-token work on the real tokens only and leaves zeros at padding. XLA needs static shapes,
-    so here every position is computed and padding is then zeroed where PyTorch has zeros: hidden states,
-    self-attention keys and values (what the cache holds) and rows of attention probabilities. Real tokens
-    never see padding (the attention mask hides it), so their numbers are the same either way.
+    Projections and feed-forward take [n_real, hidden]; attention scatters its queries, keys and values back
+    to [batch, length, ...] (zeros at padding, which the mask hides) and gathers the result again.
     """
 
     def __init__(self, attention_mask: tf.Tensor, dtype: tf.DType):
         self.real = tf.cast(tf.not_equal(attention_mask, tf.zeros_like(attention_mask)), dtype)
+        self.indices = tf.where(tf.not_equal(attention_mask, tf.zeros_like(attention_mask)))
+        self.batch_shape = tf.shape(attention_mask, out_type=tf.int64)
 
-    def zero_padding(self, x: tf.Tensor) -> tf.Tensor:
-        """x [batch, length, width] with zeros at padding positions."""
-        return x * self.real[:, :, None]
+    def pack(self, x: tf.Tensor) -> tf.Tensor:
+        """[batch, length, ...] -> [n_real, ...]"""
+        return tf.gather_nd(x, self.indices)
 
-    def zero_padding_heads(self, x: tf.Tensor) -> tf.Tensor:
-        """x [batch, heads, length, ...] with zeros at padding positions (rows, for attention probabilities)."""
-        return x * self.real[:, None, :, None]
+    def pad(self, x: tf.Tensor) -> tf.Tensor:
+        """[n_real, ...] -> [batch, length, ...] with zeros at padding."""
+        shape = tf.concat([self.batch_shape, tf.shape(x, out_type=tf.int64)[1:]], axis=0)
+        return tf.scatter_nd(self.indices, x, shape)
+
+
+class StaticPacking(Packing):
+    """The same numbers with static shapes, for XLA: every position is computed and padding is zeroed where
+    `Packing` has zeros. Real tokens never see padding (the attention mask hides it), so they are unchanged."""
+
+    def __init__(self, attention_mask: tf.Tensor, dtype: tf.DType):
+        self.real = tf.cast(tf.not_equal(attention_mask, tf.zeros_like(attention_mask)), dtype)
+
+    def pack(self, x: tf.Tensor) -> tf.Tensor:
+        return x
+
+    def pad(self, x: tf.Tensor) -> tf.Tensor:
+        return x * tf.reshape(self.real, tf.concat([tf.shape(self.real), tf.ones([x.shape.rank - 2], tf.int32)], 0))
 
 
 class TFRemBertEmbeddings(Layer):
@@ -129,15 +144,16 @@ class TFRemBertSelfAttention(Layer):
         packing: Packing | None = None,
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor | None, tuple[tf.Tensor, tf.Tensor]]:
-        query = self._split_heads(self.query(hidden_states))
+        def heads(x: tf.Tensor) -> tf.Tensor:
+            return self._split_heads(packing.pad(x) if packing is not None else x)
+
+        query = heads(self.query(hidden_states))
         if key_value_states is not None and past_key_value is not None:
             key, value = past_key_value  # cross-attention keys never change while decoding
         elif key_value_states is not None:
             key, value = self._split_heads(self.key(key_value_states)), self._split_heads(self.value(key_value_states))
         else:
-            key, value = self._split_heads(self.key(hidden_states)), self._split_heads(self.value(hidden_states))
-            if packing is not None:
-                key, value = packing.zero_padding_heads(key), packing.zero_padding_heads(value)
+            key, value = heads(self.key(hidden_states)), heads(self.value(hidden_states))
             if past_key_value is not None:
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
@@ -146,10 +162,12 @@ class TFRemBertSelfAttention(Layer):
             scores = scores + attention_mask
         probs = tf.nn.softmax(scores, axis=-1)
         if packing is not None:
-            probs = packing.zero_padding_heads(probs)  # padding rows attend nowhere
+            probs = probs * packing.real[:, None, :, None]  # padding rows attend nowhere
         context = tf.matmul(self.dropout(probs, training=training), value)
-        batch, _, length, _ = dims(context)
-        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, self.num_heads * self.head_size])
+        context = tf.transpose(context, [0, 2, 1, 3])  # [batch, length, heads, head_size]
+        if packing is not None:
+            context = packing.pack(context)
+        context = tf.reshape(context, tf.concat([tf.shape(context)[:-2], [self.num_heads * self.head_size]], 0))
         return context, probs if output_attentions else None, (key, value)
 
 
@@ -254,8 +272,6 @@ class TFRemBertLayer(Layer):
             )
             present = present + cross_present
         layer_output = self.output_(self.intermediate(hidden_states), hidden_states, training=training)
-        if packing is not None:
-            layer_output = packing.zero_padding(layer_output)
         return layer_output, self_probs, cross_probs, present
 
 
@@ -282,10 +298,10 @@ class TFRemBertEncoder(Layer):
         packing: Packing | None = None,
         training: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
-        """With `packing`, hidden states are zeros at padding positions."""
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)
+        """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
         if packing is not None:
-            hidden_states = packing.zero_padding(hidden_states)
+            embeddings = packing.pack(embeddings)
+        hidden_states = self.embedding_hidden_mapping_in(embeddings)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
@@ -310,6 +326,9 @@ class TFRemBertEncoder(Layer):
                 all_cross_attentions.append(cross_probs)
             if presents is not None:
                 presents.append(present)
+        if packing is not None:
+            hidden_states = packing.pad(hidden_states)
+            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=hidden_states,
             past_key_values=tuple(presents) if presents is not None else None,
@@ -427,7 +446,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         packing = None
         if unpad and attention_mask is not None and attention_mask.shape.rank == 2 and past_key_values is None:
             # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
-            packing = Packing(attention_mask, dtype)
+            packing = (StaticPacking if in_xla() else Packing)(attention_mask, dtype)
 
         with tf.control_dependencies(shape.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
