@@ -7,6 +7,8 @@ passes through Keras and tf.nest unchanged.
 
 from __future__ import annotations
 
+import types
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -16,6 +18,9 @@ class ModelOutput(dict):
     fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *args: Any, **kwargs: Any):
+        pairs = self._as_pairs(args[0]) if len(args) == 1 and not kwargs else None
+        if pairs is not None:  # built like a dict, as tf.function and tree utilities rebuild a dict subclass
+            args, kwargs = (), pairs
         if len(args) > len(self.fields):
             raise TypeError(f"{type(self).__name__} takes at most {len(self.fields)} positional fields")
         values = dict(zip(self.fields, args, strict=False))
@@ -26,6 +31,16 @@ class ModelOutput(dict):
                 raise TypeError(f"{type(self).__name__}: field {key!r} given twice")
             values[key] = value
         super().__init__((key, values[key]) for key in self.fields if values.get(key) is not None)
+
+    @classmethod
+    def _as_pairs(cls, value: Any) -> dict | None:
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, (list, types.GeneratorType)):
+            items = list(value)
+            if all(isinstance(i, tuple) and len(i) == 2 and i[0] in cls.fields for i in items):
+                return dict(items)
+        return None
 
     def __getattr__(self, name: str) -> Any:
         if name in type(self).fields:
