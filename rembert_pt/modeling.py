@@ -27,6 +27,7 @@ from rembert_spec.outputs import (
     TokenClassifierOutput,
 )
 
+from .generation import GenerationMixin
 from .layers import Embedding, LayerNorm, Linear
 from .pretrained import RemBertPreTrainedModel, backbone_of_head
 from .validation import check_forward_inputs, check_labels
@@ -543,7 +544,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         return _finish(out, self.config if return_dict is None else return_dict)
 
 
-class RemBertForCausalLM(RemBertPreTrainedModel):
+class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
     The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in

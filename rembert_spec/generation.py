@@ -51,23 +51,13 @@ class GenerationSettings:
     pad_token_id: int | None
     seed: int | None
 
-    @property
-    def filters_top_k(self) -> bool:
-        """True when sampling keeps only the top_k most likely tokens."""
-        return self.do_sample and self.top_k is not None
-
-    @property
-    def filters_top_p(self) -> bool:
-        """True when sampling keeps only the nucleus of probability top_p (top_p=1 keeps everything)."""
-        return self.do_sample and self.top_p is not None and self.top_p < 1.0
-
     def suppresses_eos(self, step: int) -> bool:
         """Whether the end-of-sequence ids are forbidden at 0-based decoding `step` (min_new_tokens)."""
         return bool(self.eos_token_ids) and step < self.min_new_tokens
 
-    def stops(self, step: int, all_finished: bool) -> bool:
-        """Whether decoding ends after `step` (0-based) steps have been taken, given whether every row is finished."""
-        return all_finished or step >= self.max_new_tokens
+    def stops(self, steps_taken: int, all_finished: bool) -> bool:
+        """Whether decoding ends once `steps_taken` tokens per row are out, given whether every row is finished."""
+        return all_finished or steps_taken >= self.max_new_tokens
 
 
 def _is_int(value: Any) -> bool:

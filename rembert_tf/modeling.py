@@ -16,6 +16,7 @@ from rembert_spec import RemBertConfig
 from rembert_spec import inputs as rules
 from rembert_spec.outputs import ModelOutput
 
+from .generation import TFGenerationMixin
 from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
 from .outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
@@ -605,7 +606,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         return _finish(out, self.config if return_dict is None else return_dict)
 
 
-class TFRemBertForCausalLM(TFRemBertPreTrainedModel):
+class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
     The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in

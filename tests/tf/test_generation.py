@@ -1,0 +1,142 @@
+"""TFRemBertForCausalLM.generate: the cache, left padding, sampling, stopping and argument checks, each against a
+recomputation (full forward passes without a cache)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rembert_spec.generation import GenerationError
+from rembert_spec.testing import write_random_checkpoint
+from rembert_tf import TFRemBertForCausalLM, TFRemBertModel
+from rembert_tf.generation import TFGenerationMixin, filter_logits, prompt_positions
+from tests.conftest import tiny_config
+
+DECODER = dict(is_decoder=True, initializer_range=0.2)  # spread logits: varied continuations, no near-ties
+PROMPTS = np.array([[5, 6, 7, 8, 9, 10], [0, 0, 0, 11, 12, 13], [0, 14, 3, 2, 1, 15]], np.int32)
+MASK = np.array([[1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], [0, 1, 1, 1, 1, 1]], np.int32)
+
+
+@pytest.fixture(scope="module")
+def decoder_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("decoder")
+    write_random_checkpoint(directory, tiny_config(**DECODER), "causal_lm", seed=0, noise=0.1)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def model(decoder_dir):
+    return TFRemBertForCausalLM.from_pretrained(decoder_dir)
+
+
+def recomputed_greedy(model, input_ids, attention_mask, steps, **forward_kwargs) -> np.ndarray:
+    """Greedy decoding the slow way: a full forward pass over everything so far at every step, no cache."""
+    ids, mask = tf.constant(input_ids), tf.constant(attention_mask)
+    for _ in range(steps):
+        logits = model(
+            input_ids=ids, attention_mask=mask, position_ids=prompt_positions(mask), use_cache=False, **forward_kwargs
+        ).logits
+        ids = tf.concat([ids, tf.cast(tf.argmax(logits[:, -1], -1), ids.dtype)[:, None]], axis=1)
+        mask = tf.concat([mask, tf.ones_like(mask[:, :1])], axis=1)
+    return ids.numpy()
+
+
+def test_model_has_generate():
+    assert issubclass(TFRemBertForCausalLM, TFGenerationMixin)
+
+
+def test_cached_greedy_equals_recomputation_without_cache(model):
+    out = model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=8, eos_token_id=[])
+    assert out.shape == (3, 14) and out.dtype == tf.int32
+    np.testing.assert_array_equal(out[:, :6], PROMPTS)
+    np.testing.assert_array_equal(out, recomputed_greedy(model, PROMPTS, MASK, 8))
+    assert all(len(set(row.tolist())) > 2 for row in out.numpy()[:, 6:]), "a degenerate model makes this test weak"
+
+
+def test_left_padded_batch_continues_each_row_as_alone(model):
+    batch = model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=6, eos_token_id=[]).numpy()
+    for row in range(len(PROMPTS)):
+        alone = PROMPTS[row][MASK[row] == 1][None]
+        single = model.generate(alone, max_new_tokens=6, eos_token_id=[]).numpy()
+        np.testing.assert_array_equal(batch[row, 6:], single[0, alone.shape[1] :])
+
+
+def test_sampling_with_a_seed_is_reproducible_and_top_k_1_is_greedy(model):
+    def sample(**kwargs):
+        return model.generate(
+            PROMPTS, attention_mask=MASK, max_new_tokens=6, do_sample=True, eos_token_id=[], **kwargs
+        ).numpy()
+
+    first = sample(seed=7, temperature=2.0)
+    np.testing.assert_array_equal(first, sample(seed=7, temperature=2.0))
+    np.testing.assert_array_equal(first, sample(generator=tf.random.Generator.from_seed(7), temperature=2.0))
+    assert any(not np.array_equal(first, sample(seed=s, temperature=2.0)) for s in range(3))
+    greedy = model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=6, eos_token_id=[]).numpy()
+    assert not np.array_equal(first, greedy)
+    np.testing.assert_array_equal(sample(seed=3, top_k=1), greedy)
+    np.testing.assert_array_equal(sample(seed=3, top_p=1e-6, temperature=3.0), greedy)
+
+
+def test_filter_logits_matches_the_rule():
+    logits = np.log(np.array([[0.5, 0.05, 0.3, 0.15], [0.9, 0.04, 0.03, 0.03]], np.float32))
+    kept = np.isfinite(filter_logits(tf.constant(logits), top_p=0.8).numpy())
+    assert kept.tolist() == [[True, False, True, False], [True, False, False, False]]
+    kept = np.isfinite(filter_logits(tf.constant(logits), top_k=2, top_p=0.99).numpy())
+    assert kept.tolist() == [[True, False, True, False], [True, True, False, False]]
+
+
+def test_eos_ends_a_row_and_pads_it(model):
+    free = model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=8, eos_token_id=[]).numpy()[:, 6:]
+    eos = int(free[0, 2])
+    assert eos not in free[0, :2].tolist()
+    out = model.generate(PROMPTS, attention_mask=MASK, max_new_tokens=8, eos_token_id=eos, pad_token_id=98)
+    out = out.numpy()[:, 6:]
+    ends = [(np.flatnonzero(free[r] == eos).tolist() or [7])[0] + 1 for r in range(3)]
+    assert out.shape[1] == max(ends)
+    for row, end in enumerate(ends):
+        np.testing.assert_array_equal(out[row], np.concatenate([free[row, :end], np.full(out.shape[1] - end, 98)]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(temperature=0.0), "temperature must be a positive finite number, got 0.0"),
+        (dict(top_p=1.5), "top_p must be a number in (0, 1] or None, got 1.5"),
+        (dict(top_k=0), "top_k must be a positive integer or None (no top-k filter), got 0"),
+        (dict(max_new_tokens=0), "max_new_tokens must be a positive integer, got 0"),
+        (dict(eos_token_id=99), "eos_token_id must be a token id in [0, 99) (vocab_size=99), got 99"),
+        (dict(seed=1, generator=tf.random.Generator.from_seed(1)), "pass either seed or generator, not both"),
+        (dict(generator=3), "generator must be a tf.random.Generator or None, got int"),
+        (dict(attention_mask=np.array([[1, 1, 0]])), "attention_mask row 0 ends with padding"),
+        (dict(attention_mask=np.array([[0, 0, 0]])), "attention_mask row 0 has no tokens"),
+        (dict(input_ids=np.array([[1.0, 2.0, 3.0]])), "input_ids must hold integer ids"),
+        (dict(input_ids=np.array([[1, 2, 99]])), "input_ids must be in [0, 99)"),
+    ],
+)
+def test_bad_arguments_are_named(model, kwargs, words):
+    kwargs = {"input_ids": np.array([[1, 2, 3]]), **kwargs}
+    with pytest.raises(ValueError) as error:
+        model.generate(**kwargs)
+    assert words in str(error.value)
+
+
+def test_generate_needs_a_decoder(decoder_dir):
+    model = TFRemBertForCausalLM.from_pretrained(decoder_dir, is_decoder=False)
+    with pytest.raises(GenerationError, match="is_decoder=True"):
+        model.generate(np.array([[1, 2, 3]]))
+
+
+def test_decoder_with_cross_attention_generates_from_encoder_states(tmp_path):
+    write_random_checkpoint(tmp_path / "enc", tiny_config(initializer_range=0.2), "base", seed=1, noise=0.1)
+    write_random_checkpoint(
+        tmp_path / "dec", tiny_config(**DECODER, add_cross_attention=True), "causal_lm", seed=2, noise=0.1
+    )
+    encoder = TFRemBertModel.from_pretrained(tmp_path / "enc")
+    decoder = TFRemBertForCausalLM.from_pretrained(tmp_path / "dec")
+    source_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.int32)
+    states = encoder(np.array([[21, 22, 23, 24, 25], [31, 32, 33, 0, 0]], np.int32), attention_mask=source_mask)
+    cross = dict(encoder_hidden_states=states.last_hidden_state, encoder_attention_mask=tf.constant(source_mask))
+    start, start_mask = np.array([[0, 1], [1, 1]], np.int32), np.array([[0, 1], [1, 1]], np.int32)
+    out = decoder.generate(start, attention_mask=start_mask, max_new_tokens=6, eos_token_id=[], **cross)
+    np.testing.assert_array_equal(out, recomputed_greedy(decoder, start, start_mask, 6, **cross))
