@@ -448,8 +448,12 @@ class RemBertLMPredictionHead(nn.Module):
         self.activation = activation(config.hidden_act)
         self.LayerNorm = LayerNorm(config.output_embedding_size, eps=config.layer_norm_eps)
 
+    def features(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """What the decoder scores: LayerNorm(activation(dense(hidden))), [..., output_embedding_size]."""
+        return self.LayerNorm(self.activation(self.dense(hidden_states)))
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+        return self.decoder(self.features(hidden_states))
 
 
 class RemBertOnlyMLMHead(nn.Module):

@@ -253,3 +253,22 @@ def test_greedy_equals_hugging_face_generate(decoder_dir, model, padded):
         reference = theirs.generate(prompts, do_sample=False, **settings)
     assert torch.equal(ours, reference)
     assert (ours == pad).any(), "a row should have ended early"
+
+
+def test_certified_argmax_equals_the_float32_argmax():
+    from rembert_pt.generation import CertifiedArgmax
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Linear(64, 5000)
+    argmax = CertifiedArgmax(decoder)
+    x = torch.randn(32, 64) * 3
+    assert torch.equal(argmax(decoder, x, []), decoder(x).argmax(-1))
+    # Near-ties: the best token's row duplicated with a difference far below bfloat16's resolution.
+    with torch.no_grad():
+        best = decoder(x[:1]).argmax().item()
+        decoder.weight[7] = decoder.weight[best]
+        decoder.bias[7] = decoder.bias[best] + 1e-5
+    assert not argmax.fits(decoder)  # the weights changed: the copy must be rebuilt
+    argmax = CertifiedArgmax(decoder)
+    assert argmax(decoder, x[:1], []).item() == decoder(x[:1]).argmax().item() == 7
+    assert argmax(decoder, x[:1], [7]).item() == best  # a banned token is never chosen
