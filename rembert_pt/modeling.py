@@ -204,7 +204,50 @@ class RemBertOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+        return self.add_and_norm(self.dense(hidden_states), residual)
+
+    def add_and_norm(self, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(projected) + residual)
+
+
+class RecomputedFeedForward(torch.autograd.Function):
+    """dense_out(activation(dense_in(x))) that keeps only x for backward.
+
+    The two [tokens, intermediate_size] activations are the largest tensors a layer keeps for backward (about half
+    of its activation memory); backward recomputes them with one matmul instead. Gradients are those of the
+    plain composition.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w_in, b_in, w_out, b_out, act):
+        ctx.act = act
+        device = x.device.type
+        ctx.autocast = (device, torch.get_autocast_dtype(device), torch.is_autocast_enabled(device))
+        ctx.save_for_backward(x, w_in, b_in, w_out)
+        return F.linear(act(F.linear(x, w_in, b_in)), w_out, b_out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        device, dtype, enabled = ctx.autocast
+        with torch.autocast(device, dtype, enabled=enabled):  # the precision forward ran in
+            return RecomputedFeedForward._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad):
+        x, w_in, b_in, w_out = ctx.saved_tensors
+        with torch.enable_grad():
+            before = F.linear(x, w_in, b_in).detach().requires_grad_()
+            after = ctx.act(before)
+        rows = grad.reshape(-1, grad.shape[-1])
+        needs = ctx.needs_input_grad
+        grad_w_out = rows.T @ after.detach().reshape(-1, after.shape[-1]) if needs[3] else None
+        grad_b_out = rows.sum(0) if needs[4] else None
+        (grad_before,) = torch.autograd.grad(after, before, grad @ w_out)
+        before_rows = grad_before.reshape(-1, grad_before.shape[-1])
+        grad_x = grad_before @ w_in if needs[0] else None
+        grad_w_in = before_rows.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+        grad_b_in = before_rows.sum(0) if needs[2] else None
+        return grad_x, grad_w_in, grad_b_in, grad_w_out, grad_b_out, None
 
 
 class RemBertLayer(nn.Module):
@@ -239,8 +282,19 @@ class RemBertLayer(nn.Module):
                 hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, output_attentions, packing
             )
             present = present + cross_present
-        layer_output = self.output(self.intermediate(hidden_states), hidden_states)
+        layer_output = self.output.add_and_norm(self.feed_forward(hidden_states), hidden_states)
         return layer_output, self_probs, cross_probs, present
+
+    def feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """output.dense(activation(intermediate.dense(x))); when gradients are recorded, without keeping the
+        intermediate activations (see RecomputedFeedForward)."""
+        dense_in, dense_out = self.intermediate.dense, self.output.dense
+        if torch.is_grad_enabled():
+            act = self.intermediate.intermediate_act_fn
+            return RecomputedFeedForward.apply(
+                hidden_states, dense_in.weight, dense_in.bias, dense_out.weight, dense_out.bias, act
+            )
+        return dense_out(self.intermediate(hidden_states))
 
 
 class RemBertEncoder(nn.Module):
@@ -666,11 +720,7 @@ def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, la
     problem = rules.sequence_classification_problem(config, integer_labels)
     batch = logits.shape[0]
     if problem == "regression":
-        if labels.numel() != batch * config.num_labels:
-            raise rules.InputError(
-                f"labels has shape {tuple(labels.shape)} but regression over {config.num_labels} "
-                f"value(s) needs ({batch}, {config.num_labels})" + (f" or ({batch},)" if config.num_labels == 1 else "")
-            )
+        rules.check_regression_labels(tuple(labels.shape), batch, config.num_labels)
         return F.mse_loss(
             logits.float().reshape(labels.shape) if config.num_labels == 1 else logits.float(), labels.float()
         )

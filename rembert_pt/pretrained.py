@@ -26,6 +26,7 @@ from rembert_spec.checkpoint import (
 from rembert_spec.weights import WeightEntry, get_head, weight_spec
 
 from .layers import Embedding, Linear
+from .memory import return_large_frees_to_the_os
 
 _INSIDE_HEAD = contextvars.ContextVar("rembert_inside_head", default=False)
 _NUMPY_DTYPES = {torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
@@ -133,13 +134,16 @@ class RemBertPreTrainedModel(nn.Module):
         torch_dtype: torch.dtype | None = None,
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
+        add_pooling_layer: bool | None = None,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus model.safetensors (or shards), pytorch_model.bin or
         tf_model.h5, written for any head. Weights the checkpoint lacks are initialised and reported.
 
-        `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
+        `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True); `add_pooling_layer`
+        (RemBertModel only) builds the backbone with or without its pooler.
         """
+        model_kwargs = _model_kwargs(cls, add_pooling_layer)
         path = Path(pretrained_model_path)
         if config is None:
             config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent, **config_overrides)
@@ -148,7 +152,7 @@ class RemBertPreTrainedModel(nn.Module):
         dtype = torch_dtype or torch.get_default_dtype()
         # Build without memory or random draws; every parameter is then either read or initialised once.
         with torch.device("meta"):
-            model = cls(config)
+            model = cls(config, **model_kwargs)
         model = model.to_empty(device="cpu").to(dtype)
         params = model._parameters_by_key()
         entries = model.weight_spec()
@@ -251,6 +255,12 @@ class RemBertPreTrainedModel(nn.Module):
 
     # -- training conveniences ------------------------------------------------------------------------------
 
+    def train(self, mode: bool = True):
+        """As nn.Module.train; training mode also lets freed activations go back to the OS (rembert_pt.memory)."""
+        if mode:
+            return_large_frees_to_the_os()
+        return super().train(mode)
+
     def gradient_checkpointing_enable(self) -> None:
         """Recompute each layer's activations in backward instead of storing them (less memory, more time)."""
         self._backbone().encoder.gradient_checkpointing = True
@@ -272,3 +282,11 @@ class RemBertPreTrainedModel(nn.Module):
 
     def num_parameters(self, only_trainable: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+
+
+def _model_kwargs(cls: type, add_pooling_layer: bool | None) -> dict[str, bool]:
+    if add_pooling_layer is None:
+        return {}
+    if cls.head != "base":
+        raise ValueError(f"add_pooling_layer applies to RemBertModel only; {cls.__name__} decides its own pooler")
+    return {"add_pooling_layer": add_pooling_layer}

@@ -16,6 +16,10 @@ IGNORE_INDEX = -100
 class InputError(ValueError):
     """An argument of forward / call is not legal for this model. The message names the argument."""
 
+    # Keras re-raises errors from `call` with every argument's value folded into the message, unless the error
+    # says it already carries that context; ours names the argument and the value, and reads the same as PyTorch's.
+    _keras_call_info_injected = True
+
 
 def check_main_input(has_input_ids: bool, has_inputs_embeds: bool) -> None:
     if has_input_ids and has_inputs_embeds:

@@ -187,12 +187,14 @@ class TFRemBertPreTrainedModel(keras.Model):
         dtype: str | keras.DTypePolicy | None = None,
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
+        add_pooling_layer: bool | None = None,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus tf_model.h5 (ours or Hugging Face's), model.safetensors (or
         shards) or pytorch_model.bin, written for any head. Weights the checkpoint lacks are initialised and
         reported.
 
+        `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler.
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
         policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
         """
@@ -204,7 +206,8 @@ class TFRemBertPreTrainedModel(keras.Model):
         # Variables start as zeros (cheap) and are then either read or initialised, once each.
         token = _LOADING.set(True)
         try:
-            model = cls(config) if dtype is None else cls(config, dtype=dtype)
+            model_kwargs = _model_kwargs(cls, add_pooling_layer)
+            model = cls(config, **model_kwargs) if dtype is None else cls(config, dtype=dtype, **model_kwargs)
         finally:
             _LOADING.reset(token)
         variables = dict(model.named_variables())
@@ -367,3 +370,11 @@ class TFRemBertPreTrainedModel(keras.Model):
     def from_config(cls, config: dict[str, Any]):
         config = dict(config)
         return cls(RemBertConfig.from_dict(config.pop("config")), **config)
+
+
+def _model_kwargs(cls: type, add_pooling_layer: bool | None) -> dict[str, bool]:
+    if add_pooling_layer is None:
+        return {}
+    if cls.head != "base":
+        raise ValueError(f"add_pooling_layer applies to TFRemBertModel only; {cls.__name__} decides its own pooler")
+    return {"add_pooling_layer": add_pooling_layer}

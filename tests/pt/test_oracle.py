@@ -204,3 +204,35 @@ def test_hugging_face_tf_h5_loads_in_pytorch(tmp_path):
     with torch.no_grad():
         got = ours(input_ids=ids).logits.numpy()
     assert abs(got - expected).max() < 1e-5
+
+
+def test_hugging_face_pytorch_model_bin_loads(tmp_path):
+    import transformers
+
+    config = tiny_config()
+    theirs = transformers.RemBertForMaskedLM(transformers.RemBertConfig(**config.to_dict())).eval()
+    theirs.save_pretrained(tmp_path, safe_serialization=False)
+    assert (tmp_path / "pytorch_model.bin").exists()
+    ours = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[4, 5, 6]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, theirs(ids).logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_gradients_equal_hugging_face(head, tmp_path):
+    """Backward through our layers (the feed-forward recomputes its activations) gives Hugging Face's gradients."""
+    config = config_for(head, hidden_act="gelu_new" if head == "token_classification" else "gelu")
+    torch.manual_seed(5)
+    theirs = hf_pt_class(head)(hf_config(config))
+    theirs.save_pretrained(tmp_path)
+    ours = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path, unpad=False)
+    batch = batch_for(head, config, seed=5)
+    for model in (theirs, ours):
+        model.eval()  # no dropout: the same numbers in both
+        model.zero_grad()
+        out = model(**batch)
+        (out.loss if head != "base" else out.last_hidden_state.square().mean()).backward()
+    expected = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name].grad, atol=1e-6, rtol=1e-5, msg=name)
