@@ -121,11 +121,12 @@ def write_h5(
 ) -> Path:
     """Write a Keras-2 h5 weights file. `plan` rows are (layer, full weight name, shape, dtype), in order.
 
-    `fetch(weight name)` supplies one tensor at a time (any strides, any dtype); each dataset is created empty
-    and filled a block of rows at a time, telling `progress(n_bytes)`. The file appears at `path` only when
-    complete.
+    HDF5 lays out the file first: every dataset is created contiguous, with its space allocated and no fill.
+    Then `fetch(weight name)` supplies one tensor at a time (any strides, any dtype) and its bytes go straight to
+    the dataset's place in the file, a block of rows at a time (`progress(n_bytes)` after each): plain file writes,
+    several times faster than HDF5's own. The file appears at `path` only when complete.
     """
-    plan = list(plan)
+    plan = [(layer, name, tuple(shape), np.dtype(dtype).newbyteorder("<")) for layer, name, shape, dtype in plan]
     layers: dict[str, list[str]] = {}
     for layer, weight_name, _, _ in plan:
         layers.setdefault(layer, []).append(weight_name)
@@ -137,13 +138,25 @@ def write_h5(
             f.attrs["keras_version"] = b"2.21.0"
             for layer, weight_names in layers.items():
                 _write_attribute_list(f.create_group(layer), "weight_names", weight_names)
-            for layer, weight_name, shape, dtype in plan:
-                _fill_dataset(f[layer], weight_name, tuple(shape), np.dtype(dtype), fetch, path, progress, block_bytes)
+            offsets = [_allocate(f[layer], name, shape, dtype) for layer, name, shape, dtype in plan]
+        with open(tmp, "r+b") as raw:
+            for (_, name, shape, dtype), offset in zip(plan, offsets, strict=True):
+                _write_data(raw, offset, name, shape, dtype, fetch, path, progress, block_bytes)
     return path
 
 
-def _fill_dataset(
-    group: h5py.Group,
+def _allocate(group: h5py.Group, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int | None:
+    """Create a contiguous dataset whose space is allocated now and never filled; its byte offset in the file."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return group.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl).id.get_offset()
+
+
+def _write_data(
+    raw,
+    offset: int | None,
     name: str,
     shape: tuple[int, ...],
     dtype: np.dtype,
@@ -155,15 +168,12 @@ def _fill_dataset(
     array = fetch(name)
     if tuple(array.shape) != shape:
         raise ValueError(f"{path}: tensor {name!r} has shape {tuple(array.shape)}, the plan said {shape}")
+    if offset is None:  # an empty dataset has no storage
+        return
     try:
-        dataset = group.create_dataset(name, shape=shape, dtype=dtype)
-        row = 0
+        raw.seek(offset)
         for block in blocks.row_blocks(array, dtype, block_bytes):
-            if block.ndim == 0:
-                dataset[()] = block
-            elif block.size:
-                dataset[row : row + block.shape[0]] = block
-                row += block.shape[0]
+            raw.write(block.reshape(-1).view(np.uint8).data)
             if progress is not None:
                 progress(block.nbytes)
     except OSError as e:
