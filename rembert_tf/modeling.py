@@ -285,6 +285,7 @@ class TFRemBertEncoder(Layer):
             config.input_embedding_size, config.hidden_size, **sublayer(self, "embedding_hidden_mapping_in")
         )
         self.layer = [TFRemBertLayer(config, **sublayer(self, f"layer_{i}")) for i in range(config.num_hidden_layers)]
+        self.gradient_checkpointing = False
 
     def call(
         self,
@@ -307,18 +308,14 @@ class TFRemBertEncoder(Layer):
         all_attentions = [] if output_attentions else None
         all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
         presents = [] if use_cache else None
+        recompute = self.gradient_checkpointing and training and not output_attentions and presents is None
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, cross_probs, present = layer(
-                hidden_states,
-                attention_mask,
-                encoder_hidden_states,
-                encoder_attention_mask,
-                past,
-                output_attentions,
-                packing,
-                training=training,
-            )
+            args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past, output_attentions, packing)
+            if recompute:
+                hidden_states, probs, cross_probs, present = _recomputed(layer, hidden_states, args), None, None, None
+            else:
+                hidden_states, probs, cross_probs, present = layer(hidden_states, *args, training=training)
             if all_hidden_states is not None:
                 all_hidden_states.append(hidden_states)
             if all_attentions is not None:
@@ -337,6 +334,16 @@ class TFRemBertEncoder(Layer):
             attentions=tuple(all_attentions) if all_attentions is not None else None,
             cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
         )
+
+
+def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple) -> tf.Tensor:
+    """The layer's output, with its activations recomputed in backward instead of kept (tf.recompute_grad)."""
+
+    @tf.recompute_grad
+    def run(hidden: tf.Tensor) -> tf.Tensor:
+        return layer(hidden, *args, training=True)[0]
+
+    return run(hidden_states)
 
 
 class TFRemBertPooler(Layer):

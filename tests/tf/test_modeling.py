@@ -16,7 +16,7 @@ from rembert_spec.outputs import MaskedLMOutput
 from rembert_spec.testing import write_random_checkpoint
 from rembert_spec.weights import HEADS, weight_spec
 from tests.conftest import tiny_config
-from tests.tf.common import batch_for, max_abs_difference, tf_class, to_numpy
+from tests.tf.common import batch_for, config_for, max_abs_difference, tf_class, to_numpy
 
 
 def decoding_inputs(config, with_cross_attention: bool, left_padding: bool):
@@ -288,3 +288,30 @@ def test_hugging_face_layout_h5_written_by_the_spec_loads(tmp_path):
     assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
     out = model(**batch_for("question_answering", config))
     assert np.isfinite(out.loss.numpy()) and out.start_logits.shape == (3, 9)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("head", ["sequence_classification", "masked_lm", "question_answering"])
+def test_gradient_checkpointing_gives_the_same_gradients(head, mode):
+    config = config_for(head, classifier_dropout_prob=0.0)
+    model = tf_class(head)(config)
+    batch = batch_for(head, config)
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = model(**batch, training=True).loss
+        return [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+
+    run = gradients if mode == "eager" else tf.function(gradients)
+    plain = run()
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    run = gradients if mode == "eager" else tf.function(gradients)
+    for a, b in zip(plain, run(), strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-6, rtol=0)
+
+
+def test_gradient_checkpointing_refuses_dropout():
+    model = rembert_tf.TFRemBertModel(tiny_config(hidden_dropout_prob=0.1))
+    with pytest.raises(ValueError, match="needs hidden_dropout_prob=0"):
+        model.gradient_checkpointing_enable()
