@@ -203,24 +203,31 @@ class TFRemBertPreTrainedModel(keras.Model):
             config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent, **config_overrides)
         elif config_overrides:
             config = config.replace(**config_overrides)
-        # Variables start as zeros (cheap) and are then either read or initialised, once each.
+        # Variables are declared without memory (a stateless scope) and each is created once, from its value, when
+        # the scope ends: read from the checkpoint, or zeros and then drawn as the spec says.
+        late: list[tuple[keras.Variable, np.ndarray]] = []
         token = _LOADING.set(True)
         try:
-            model_kwargs = _model_kwargs(cls, add_pooling_layer)
-            model = cls(config, **model_kwargs) if dtype is None else cls(config, dtype=dtype, **model_kwargs)
+            with keras.StatelessScope():
+                model_kwargs = _model_kwargs(cls, add_pooling_layer)
+                model = cls(config, **model_kwargs) if dtype is None else cls(config, dtype=dtype, **model_kwargs)
+                variables = dict(model.named_variables())
+                entries = model.weight_spec()
+
+                def assign(entry: WeightEntry, array: np.ndarray) -> None:
+                    variable = variables[entry.pt_key]
+                    array = array.T if entry.tf_transpose else array
+                    value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)
+                    if not _create_from(variable, value):
+                        late.append((variable, value))
+
+                with open_checkpoint(path, config, prefer=(TF_H5, SAFETENSORS, PYTORCH_BIN)) as checkpoint:
+                    report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
+                    report.log(cls.__name__, checkpoint.path)
         finally:
             _LOADING.reset(token)
-        variables = dict(model.named_variables())
-        entries = model.weight_spec()
-
-        def assign(entry: WeightEntry, array: np.ndarray) -> None:
-            variable = variables[entry.pt_key]
-            array = array.T if entry.tf_transpose else array
-            variable.assign(array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False))
-
-        with open_checkpoint(path, config, prefer=(TF_H5, SAFETENSORS, PYTORCH_BIN)) as checkpoint:
-            report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
-            report.log(cls.__name__, checkpoint.path)
+        for variable, value in late:
+            variable.assign(value)
         fresh = set(report.missing_keys) | {key for key, _, _ in report.mismatched_keys}
         model.init_weights([e for e in entries if e.pt_key in fresh])
         return (model, report.as_dict()) if output_loading_info else model
@@ -400,3 +407,13 @@ def _model_kwargs(cls: type, add_pooling_layer: bool | None) -> dict[str, bool]:
     if cls.head != "base":
         raise ValueError(f"add_pooling_layer applies to TFRemBertModel only; {cls.__name__} decides its own pooler")
     return {"add_pooling_layer": add_pooling_layer}
+
+
+def _create_from(variable: keras.Variable, value: np.ndarray) -> bool:
+    """Make a variable declared in a stateless scope (no memory yet) get created from `value` when the scope ends,
+    instead of from zeros that would then be overwritten. Keras has no public call for this; where its private hook
+    is missing, say so and the caller assigns once the scope has ended."""
+    if getattr(variable, "_value", True) is not None or not hasattr(variable, "_initializer"):
+        return False
+    variable._initializer = lambda shape, dtype=None: tf.convert_to_tensor(value)
+    return True

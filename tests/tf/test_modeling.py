@@ -315,3 +315,16 @@ def test_gradient_checkpointing_refuses_dropout():
     model = rembert_tf.TFRemBertModel(tiny_config(hidden_dropout_prob=0.1))
     with pytest.raises(ValueError, match="needs hidden_dropout_prob=0"):
         model.gradient_checkpointing_enable()
+
+
+def test_loading_without_keras_private_hook_gives_the_same_model(tmp_path, monkeypatch):
+    """from_pretrained creates variables straight from the checkpoint through a private Keras hook; without it,
+    it assigns them afterwards, with the same result."""
+    import rembert_tf.pretrained
+
+    write_random_checkpoint(tmp_path, tiny_config(), "masked_lm", seed=3)
+    direct = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    monkeypatch.setattr(rembert_tf.pretrained, "_create_from", lambda variable, value: False)
+    assigned = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    for (name, a), (_, b) in zip(direct.named_variables(), assigned.named_variables(), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
