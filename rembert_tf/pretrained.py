@@ -274,28 +274,6 @@ class TFRemBertPreTrainedModel(keras.Model):
     def _backbone(self) -> keras.layers.Layer:
         return getattr(self, self.base_model_prefix, self)
 
-    def gradient_checkpointing_enable(self) -> None:
-        """Recompute each layer's activations in backward instead of storing them (less memory, more time).
-
-        The recomputation would draw new dropout masks, so this needs hidden_dropout_prob and
-        attention_probs_dropout_prob of 0 (RemBERT's defaults); it is skipped when attentions or a cache are asked
-        for."""
-        config = self.config
-        if config.hidden_dropout_prob or config.attention_probs_dropout_prob:
-            raise ValueError(
-                "gradient checkpointing in TensorFlow needs hidden_dropout_prob=0 and attention_probs_dropout_prob=0 "
-                f"(got {config.hidden_dropout_prob} and {config.attention_probs_dropout_prob}): recomputing a layer "
-                "would draw new dropout masks"
-            )
-        self._backbone().encoder.gradient_checkpointing = True
-
-    def gradient_checkpointing_disable(self) -> None:
-        self._backbone().encoder.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return self._backbone().encoder.gradient_checkpointing
-
     def get_input_embeddings(self) -> Embedding:
         return self._backbone().embeddings.word_embeddings
 
@@ -329,6 +307,30 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     def num_parameters(self, only_trainable: bool = False) -> int:
         return sum(int(np.prod(v.shape)) for _, v in self.named_variables() if v.trainable or not only_trainable)
+
+    # -- training conveniences ------------------------------------------------------------------------------
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute each layer's activations in backward instead of storing them (less memory, more time).
+
+        The recomputation would draw new dropout masks, so this needs hidden_dropout_prob and
+        attention_probs_dropout_prob of 0 (RemBERT's defaults); it is skipped when attentions or a cache are asked
+        for."""
+        config = self.config
+        if config.hidden_dropout_prob or config.attention_probs_dropout_prob:
+            raise ValueError(
+                "gradient checkpointing in TensorFlow needs hidden_dropout_prob=0 and attention_probs_dropout_prob=0 "
+                f"(got {config.hidden_dropout_prob} and {config.attention_probs_dropout_prob}): recomputing a layer "
+                "would draw new dropout masks"
+            )
+        self._backbone().encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._backbone().encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self._backbone().encoder.gradient_checkpointing
 
     # -- Keras ---------------------------------------------------------------------------------------------
 
