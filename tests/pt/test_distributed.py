@@ -113,8 +113,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             full = {name: p.full_tensor() for name, p in model.named_parameters()}  # every rank gathers
             if rank == 0:
                 torch.save(full, Path(out_dir) / f"fsdp-{head}.pt")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+    # torch 2.13's gloo threads sometimes abort the interpreter's normal shutdown ("terminate called without an
+    # active exception") after all the work is done and saved: leave without running C++ static destructors.
+    os._exit(0)
 
 
 def _free_port() -> int:
