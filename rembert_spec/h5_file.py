@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from . import blocks
-from .tensor_file import CheckpointError, TensorInfo, TensorReader, atomic_write
+from .tensor_file import CheckpointError, TensorInfo, TensorReader, WriteBehind, atomic_write
 
 H5_NAME = "tf_model.h5"
 _ATTRIBUTE_LIMIT = 64512  # bytes an HDF5 object header holds for attributes
@@ -140,8 +140,9 @@ def write_h5(
                 _write_attribute_list(f.create_group(layer), "weight_names", weight_names)
             offsets = [_allocate(f[layer], name, shape, dtype) for layer, name, shape, dtype in plan]
         with open(tmp, "r+b") as raw:
+            write_behind = WriteBehind(raw)
             for (_, name, shape, dtype), offset in zip(plan, offsets, strict=True):
-                _write_data(raw, offset, name, shape, dtype, fetch, path, progress, block_bytes)
+                _write_data(raw, offset, name, shape, dtype, fetch, path, progress, block_bytes, write_behind)
     return path
 
 
@@ -164,6 +165,7 @@ def _write_data(
     path: Path,
     progress: Callable[[int], None] | None,
     block_bytes: int,
+    write_behind: WriteBehind,
 ) -> None:
     array = fetch(name)
     if tuple(array.shape) != shape:
@@ -174,6 +176,7 @@ def _write_data(
         raw.seek(offset)
         for block in blocks.row_blocks(array, dtype, block_bytes):
             raw.write(block.reshape(-1).view(np.uint8).data)
+            write_behind.written()
             if progress is not None:
                 progress(block.nbytes)
     except OSError as e:

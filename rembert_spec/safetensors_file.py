@@ -20,7 +20,7 @@ import ml_dtypes
 import numpy as np
 
 from . import blocks
-from .tensor_file import CheckpointError, TensorInfo, TensorReader, atomic_write
+from .tensor_file import CheckpointError, TensorInfo, TensorReader, WriteBehind, atomic_write
 
 SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
@@ -220,6 +220,7 @@ def write_safetensors(
     plan = [(name, tuple(shape), np.dtype(dtype)) for name, shape, dtype in plan]
     path = Path(path)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        write_behind = WriteBehind(f)
         f.write(_header_bytes(plan, metadata or {}))
         for name, shape, dtype in plan:
             array = fetch(name)
@@ -228,6 +229,7 @@ def write_safetensors(
             try:
                 for block in blocks.row_blocks(array, dtype, block_bytes):
                     f.write(block.reshape(-1).view(np.uint8).data)  # raw bytes: bfloat16 has no buffer code
+                    write_behind.written()
                     if progress is not None:
                         progress(block.nbytes)
             except OSError as e:
