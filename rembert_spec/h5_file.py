@@ -20,6 +20,7 @@ from .tensor_file import CheckpointError, TensorInfo, TensorReader, WriteBehind,
 
 H5_NAME = "tf_model.h5"
 _ATTRIBUTE_LIMIT = 64512  # bytes an HDF5 object header holds for attributes
+ALIGNMENT = 64  # bytes; what Eigen (TensorFlow's tensors) requires of a buffer it uses without copying
 
 
 def _read_attribute_list(group: h5py.Group, name: str) -> list[str]:
@@ -132,7 +133,8 @@ def write_h5(
         layers.setdefault(layer, []).append(weight_name)
     path = Path(path)
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        # Data aligned to 64 bytes can be used in place by frameworks that need aligned buffers (TensorFlow).
+        with h5py.File(tmp, "w", alignment_threshold=1, alignment_interval=ALIGNMENT) as f:
             _write_attribute_list(f, "layer_names", list(layers))
             f.attrs["backend"] = b"tensorflow"
             f.attrs["keras_version"] = b"2.21.0"

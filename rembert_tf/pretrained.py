@@ -25,6 +25,7 @@ from rembert_spec.checkpoint import (
     open_checkpoint,
     write_weights,
 )
+from rembert_spec.h5_file import ALIGNMENT
 from rembert_spec.inputs import InputError
 from rembert_spec.weights import WeightEntry, get_head, weight_spec
 
@@ -221,7 +222,8 @@ class TFRemBertPreTrainedModel(keras.Model):
                     if not _create_from(variable, value):
                         late.append((variable, value))
 
-                with open_checkpoint(path, config, prefer=(TF_H5, SAFETENSORS, PYTORCH_BIN)) as checkpoint:
+                prefer = (TF_H5, SAFETENSORS, PYTORCH_BIN)
+                with open_checkpoint(path, config, prefer=prefer, copy_on_write=True) as checkpoint:
                     report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
                     report.log(cls.__name__, checkpoint.path)
         finally:
@@ -417,5 +419,19 @@ def _create_from(variable: keras.Variable, value: np.ndarray) -> bool:
     is missing, say so and the caller assigns once the scope has ended."""
     if getattr(variable, "_value", True) is not None or not hasattr(variable, "_initializer"):
         return False
-    variable._initializer = lambda shape, dtype=None: tf.convert_to_tensor(value)
+    variable._initializer = lambda shape, dtype=None: _as_tensor(value)
     return True
+
+
+_DLPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))  # bfloat16 has no DLPack code
+
+
+def _as_tensor(value: np.ndarray) -> tf.Tensor:
+    """A tensor over `value`'s own memory when TensorFlow can use it in place (a writable copy-on-write map of the
+    checkpoint, C-contiguous and 64-byte aligned, as tf_model.h5 files written here are): the variable then starts
+    on the file's pages and copies only what training changes. Anything else is copied (TensorFlow aborts the
+    process on a misaligned buffer, so alignment is checked, never assumed)."""
+    usable = value.ctypes.data % ALIGNMENT == 0 and value.flags.c_contiguous and value.flags.writeable
+    if usable and value.size and value.dtype in _DLPACK_DTYPES:
+        return tf.experimental.dlpack.from_dlpack(np.asarray(value).__dlpack__())
+    return tf.convert_to_tensor(value)
