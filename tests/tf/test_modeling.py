@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -362,7 +363,7 @@ def test_variables_start_on_the_checkpoints_pages_and_training_never_writes_the_
         variable.assign_add(tf.ones_like(variable))
     with tf.GradientTape() as tape:
         loss = model(**batch, training=True).loss
-    tf.keras.optimizers.SGD(0.1).apply_gradients(
+    keras.optimizers.SGD(0.1).apply_gradients(
         zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=True)
     )
     assert hashlib.sha256((tmp_path / "tf_model.h5").read_bytes()).hexdigest() == before
