@@ -43,3 +43,15 @@ def docs_model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("docs-model")
     write_random_checkpoint(directory, tiny_config(), "masked_lm", seed=0)
     return directory
+
+
+def damage(raw: bytes, data, max_edits: int) -> bytes:
+    """For hypothesis tests of damaged files: `raw` truncated somewhere, or with up to `max_edits` bytes changed."""
+    from hypothesis import strategies as st
+
+    damaged = bytearray(raw)
+    if data.draw(st.booleans()):
+        return bytes(damaged[: data.draw(st.integers(0, len(damaged) - 1))])
+    for _ in range(data.draw(st.integers(1, max_edits))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(damaged)

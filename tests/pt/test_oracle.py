@@ -8,6 +8,8 @@ import torch
 import rembert_pt
 from rembert_spec import weight_spec
 from rembert_spec.weights import HEADS
+from tests import batches
+from tests.batches import config_for
 from tests.conftest import tiny_config
 from tests.oracle import hf_config, hf_pt_class
 
@@ -15,39 +17,8 @@ ALL_HEADS = list(HEADS)
 
 
 def batch_for(head: str, config, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A padded batch with token types and the head's labels."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, config.vocab_size, (3, 9), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    mask[2, 3:] = 0
-    types = torch.zeros_like(ids)
-    types[:, 4:] = 1
-    batch = dict(input_ids=ids, attention_mask=mask, token_type_ids=types)
-    if head == "multiple_choice":
-        batch = {k: v[:, None].repeat(1, 4, 1) for k, v in batch.items()}
-        batch["labels"] = torch.tensor([0, 3, 1])
-    elif head in ("masked_lm", "causal_lm"):
-        labels = torch.randint(0, config.vocab_size, ids.shape, generator=g)
-        labels[mask == 0] = -100
-        labels[0, :2] = -100
-        batch["labels"] = labels
-    elif head == "token_classification":
-        labels = torch.randint(0, config.num_labels, ids.shape, generator=g)
-        labels[mask == 0] = -100
-        batch["labels"] = labels
-    elif head == "sequence_classification":
-        batch["labels"] = torch.tensor([0, 1, 1])
-    elif head == "question_answering":
-        batch["start_positions"] = torch.tensor([1, 2, 30])  # 30 is out of range: clamped and ignored
-        batch["end_positions"] = torch.tensor([3, 5, 2])
-    return batch
-
-
-def config_for(head: str, **overrides):
-    if head == "causal_lm":
-        overrides.setdefault("is_decoder", True)
-    return tiny_config(**overrides)
+    """The shared padded batch with token types and the head's labels, as torch tensors."""
+    return {k: torch.from_numpy(v) for k, v in batches.batch_for(head, config, seed).items()}
 
 
 def output_fields(head: str) -> list[str]:

@@ -11,7 +11,7 @@ from rembert_spec import CheckpointError, weight_spec
 from rembert_spec.checkpoint import TF_H5, open_checkpoint, write_weights
 from rembert_spec.h5_file import H5Reader
 from rembert_spec.testing import random_tensor
-from tests.conftest import tiny_config
+from tests.conftest import damage, tiny_config
 from tests.oracle import hf_config, hf_tf_class
 
 
@@ -71,14 +71,8 @@ def good_h5(tmp_path_factory):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_h5_gives_a_clean_error_naming_the_file(good_h5, tmp_path, data):
-    raw = bytearray(good_h5)
-    if data.draw(st.booleans()):
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
-    else:
-        for _ in range(data.draw(st.integers(1, 16))):
-            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     path = tmp_path / "tf_model.h5"
-    path.write_bytes(bytes(raw))
+    path.write_bytes(damage(good_h5, data, max_edits=16))
     try:
         with H5Reader(path) as reader:
             for key in reader.keys():

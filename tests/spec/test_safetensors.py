@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rembert_spec import CheckpointError
 from rembert_spec.safetensors_file import SafetensorsReader, parse_size, write_safetensors, write_safetensors_checkpoint
 from rembert_spec.tensor_file import ShardedReader
+from tests.conftest import damage
 
 TENSORS = {
     "a.weight": np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -136,14 +137,8 @@ def good_file(tmp_path_factory):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_files_give_a_clean_error_naming_the_file(good_file, tmp_path, data):
-    raw = bytearray(good_file)
-    if data.draw(st.booleans()):
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
-    else:
-        for _ in range(data.draw(st.integers(1, 8))):
-            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     path = tmp_path / "damaged.safetensors"
-    path.write_bytes(bytes(raw))
+    path.write_bytes(damage(good_file, data, max_edits=8))
     try:
         with SafetensorsReader(path) as reader:
             for name in reader.keys():
