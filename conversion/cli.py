@@ -12,11 +12,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from rembert_spec.safetensors_file import DEFAULT_MAX_SHARD_SIZE, parse_size
+from rembert_spec.formats.safetensors import DEFAULT_MAX_SHARD_SIZE, parse_size
 from rembert_spec.weights import HEADS
 
-from .converter import BFLOAT16_TF, ConversionReport, VerificationFailed, convert
-from .plan import DTYPES, TARGETS
+from .converter import ConversionReport, VerificationFailed, convert
+from .plan import DTYPES, TARGETS, dtype_refusal
 
 PROG = "rembert-convert"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -179,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    if args.to == "tf" and args.dtype == "bfloat16":
-        _error(BFLOAT16_TF)
+    refusal = dtype_refusal(args.to, args.dtype)
+    if refusal:
+        _error(refusal)
         return EXIT_USAGE
     if args.tolerance is not None and not args.tolerance > 0:
         _error(f"--tolerance must be positive, got {args.tolerance}")

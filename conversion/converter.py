@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rembert_spec import RemBertConfig
-from rembert_spec.checkpoint import CONFIG_NAME, SAFETENSORS, TF_H5, SpecCheckpoint, open_checkpoint, write_weights
-from rembert_spec.h5_file import H5_NAME
-from rembert_spec.safetensors_file import DEFAULT_MAX_SHARD_SIZE, SAFETENSORS_NAME, parse_size
+from rembert_spec.checkpoint import CONFIG_NAME, SpecCheckpoint, open_checkpoint, write_weights
+from rembert_spec.formats import get_format
+from rembert_spec.formats.safetensors import DEFAULT_MAX_SHARD_SIZE, parse_size
 from rembert_spec.weights import HEADS, get_head
 
-from .plan import DTYPES, TARGETS, ConversionError, ConversionPlan, describe_head, make_plan
+from .plan import DTYPES, TARGETS, ConversionError, ConversionPlan, describe_head, dtype_refusal, make_plan
 from .progress import LARGE_BYTES, ProgressBar, human_bytes
 from .staging import OutputExistsError, Staging, clean_leftovers, is_empty
 
@@ -42,7 +42,6 @@ TOKENIZER_FILES = (
     "added_tokens.json",
 )
 _SHOWN = 20  # names listed per category in the printed report; the report object keeps them all
-BFLOAT16_TF = "--dtype bfloat16 needs --to pt: tf_model.h5 cannot hold bfloat16 (use float16 or float32)"
 
 
 class VerificationFailed(ConversionError):
@@ -119,14 +118,14 @@ def _check_options(to: str, head: str | None, dtype: str | None, max_shard_size:
         raise ConversionError(f"unknown head {head!r}; known heads: {', '.join(HEADS)}")
     if dtype is not None and dtype not in DTYPES:
         raise ConversionError(f"unknown dtype {dtype!r}; use one of: {', '.join(DTYPES)}")
-    fmt = TARGETS[to]
-    if fmt == TF_H5 and dtype == "bfloat16":
-        raise ConversionError(BFLOAT16_TF)
+    refusal = dtype_refusal(to, dtype)
+    if refusal:
+        raise ConversionError(refusal)
     try:
         parse_size(max_shard_size)
     except ValueError as e:
         raise ConversionError(f"--max-shard-size: {e}") from None
-    return fmt
+    return TARGETS[to]
 
 
 def _check_paths(src: Path, dst: Path, force: bool) -> Path:
@@ -168,7 +167,7 @@ def _load_config(src: Path, config: str | os.PathLike | RemBertConfig | None) ->
 def _write_config(directory: Path, config: RemBertConfig, plan: ConversionPlan, fmt: str) -> Path:
     saved = config.replace()
     head = get_head(plan.head)
-    saved.extra["architectures"] = [head.pt_class if fmt == SAFETENSORS else head.tf_class]
+    saved.extra["architectures"] = [head.pt_class if fmt == TARGETS["pt"] else head.tf_class]
     saved.extra["torch_dtype"] = plan.dtype.name
     return saved.save_pretrained(directory)
 
@@ -182,7 +181,7 @@ def _write_weights(
     progress: bool | None,
 ) -> list[Path]:
     live = progress if progress is not None else (None if plan.nbytes >= LARGE_BYTES else False)
-    name = SAFETENSORS_NAME if fmt == SAFETENSORS else H5_NAME
+    name = get_format(fmt).file_names[0]
     with ProgressBar(plan.nbytes, f"writing {name}", live=live) as bar:
         try:
             return write_weights(

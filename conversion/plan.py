@@ -6,8 +6,7 @@ lacks are not written (the model initialises them at load), and source weights t
 Tensors whose names the spec does not know (optimizer slots, `global_step`, Google's pretraining-only `cls/...`)
 are skipped. Every list names tensors as the source file names them.
 
->>> from rembert_spec.checkpoint import TF_H5
->>> choose_dtype({np.dtype("float32")}, TF_H5, None)
+>>> choose_dtype({np.dtype("float32")}, "tf_h5", None)
 (dtype('float32'), None)
 """
 
@@ -20,18 +19,32 @@ import ml_dtypes
 import numpy as np
 
 from rembert_spec import RemBertConfig
-from rembert_spec.checkpoint import GOOGLE_TF, SAFETENSORS, TF_H5, SpecCheckpoint, detect_head
-from rembert_spec.weights import WeightEntry, get_head, weight_spec
+from rembert_spec.checkpoint import SpecCheckpoint
+from rembert_spec.formats import get_format, writable_format
+from rembert_spec.weights import WeightEntry, detect_head, get_head, weight_spec
 
 DTYPES = {
     "float32": np.dtype(np.float32),
     "float16": np.dtype(np.float16),
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
 }
-# The formats the converter writes, by the --to name.
-TARGETS = {"pt": SAFETENSORS, "tf": TF_H5}
-# Dtypes each target format can hold.
-TARGET_DTYPES = {SAFETENSORS: ("float32", "float16", "bfloat16"), TF_H5: ("float32", "float16")}
+# The formats the converter writes, by the --to name: what that framework's save_pretrained writes.
+TARGETS = {to: writable_format(framework).name for to, framework in (("pt", "torch"), ("tf", "tf"))}
+
+
+def target_dtypes(fmt: str) -> tuple[str, ...]:
+    """The --dtype choices a target format can hold, in DTYPES order."""
+    return tuple(name for name in DTYPES if name in get_format(fmt).dtypes)
+
+
+def dtype_refusal(to: str, dtype: str | None) -> str | None:
+    """Why --to TO cannot take --dtype DTYPE, or None when it can."""
+    if dtype is None or dtype not in DTYPES or dtype in target_dtypes(TARGETS[to]):
+        return None
+    others = " or ".join(t for t, fmt in TARGETS.items() if dtype in target_dtypes(fmt))
+    file_name = get_format(TARGETS[to]).file_names[0]
+    usable = " or ".join(sorted(target_dtypes(TARGETS[to])))
+    return f"--dtype {dtype} needs --to {others}: {file_name} cannot hold {dtype} (use {usable})"
 
 
 class ConversionError(ValueError):
@@ -73,11 +86,7 @@ def source_name(checkpoint: SpecCheckpoint, entry: WeightEntry) -> str:
     """How the source's format names a weight (its key when present, else what the format would call it)."""
     if entry.name in checkpoint:
         return checkpoint.file_key(entry.name)
-    if checkpoint.format == GOOGLE_TF and entry.google_name:
-        return entry.google_name
-    if checkpoint.format == TF_H5:
-        return entry.tf_name
-    return entry.pt_key
+    return get_format(checkpoint.format).key(entry) or entry.pt_key
 
 
 def _required(config: RemBertConfig, head: str, explicit: bool) -> set[str]:
@@ -110,11 +119,11 @@ def _check_shapes(checkpoint: SpecCheckpoint, entries: list[WeightEntry]) -> Non
 def choose_dtype(source_dtypes: set[np.dtype], fmt: str, asked: str | None) -> tuple[np.dtype, str | None]:
     """The output dtype and, when it differs from what was there without being asked, why."""
     if asked is not None:
-        if asked not in TARGET_DTYPES[fmt]:
-            raise ConversionError(f"{fmt} cannot hold {asked}; use {' or '.join(TARGET_DTYPES[fmt])}")
+        if asked not in target_dtypes(fmt):
+            raise ConversionError(f"{fmt} cannot hold {asked}; use {' or '.join(target_dtypes(fmt))}")
         return DTYPES[asked], None
     names = {dtype.name for dtype in source_dtypes}
-    if len(names) == 1 and (only := names.pop()) in TARGET_DTYPES[fmt]:
+    if len(names) == 1 and (only := names.pop()) in target_dtypes(fmt):
         return DTYPES[only], None
     found = ", ".join(sorted(d.name for d in source_dtypes)) or "nothing"
     return DTYPES["float32"], f"source holds {found}; writing float32 (pass --dtype to choose)"
@@ -164,6 +173,8 @@ __all__ = [
     "ConversionError",
     "ConversionPlan",
     "choose_dtype",
+    "dtype_refusal",
     "make_plan",
     "source_name",
+    "target_dtypes",
 ]

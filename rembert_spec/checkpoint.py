@@ -8,7 +8,7 @@ so missing, unexpected and mis-shaped tensors are reported with the same words w
 
 from __future__ import annotations
 
-import functools
+import glob
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -18,74 +18,46 @@ from pathlib import Path
 import numpy as np
 
 from .config import CONFIG_NAME, RemBertConfig
-from .h5_file import H5_NAME, H5Reader, write_h5
-from .safetensors_file import (
-    DEFAULT_MAX_SHARD_SIZE,
-    SAFETENSORS_INDEX_NAME,
-    SAFETENSORS_NAME,
-    SafetensorsReader,
-    write_safetensors_checkpoint,
+from .formats import (
+    FORMATS,
+    format_of,
+    get_format,
+    google_tf,
+    hf_h5,
+    load_order,
+    safetensors,
+    torch_bin,
+    writable_formats,
 )
-from .tensor_file import CheckpointError, ShardedReader, TensorReader
-from .weights import IGNORED_KEYS, WeightEntry, all_weight_names, canonical_name, get_head, weight_spec
+from .formats.safetensors import DEFAULT_MAX_SHARD_SIZE
+from .tensor_reader import CheckpointError, TensorReader
+from .weights import IGNORED_KEYS, WeightEntry, all_weight_names, canonical_name, detect_head, weight_spec
 
 logger = logging.getLogger("rembert")
 
-PT_BIN_NAME = "pytorch_model.bin"
-PT_BIN_INDEX_NAME = "pytorch_model.bin.index.json"
-
-SAFETENSORS = "safetensors"
-PYTORCH_BIN = "pytorch_bin"
-TF_H5 = "tf_h5"
-GOOGLE_TF = "google_tf"
-FORMATS = (SAFETENSORS, PYTORCH_BIN, TF_H5, GOOGLE_TF)
-
-# Which file of a model directory each kind of reader looks for, in order of preference.
-_DIRECTORY_FILES = {
-    SAFETENSORS: (SAFETENSORS_NAME, SAFETENSORS_INDEX_NAME),
-    PYTORCH_BIN: (PT_BIN_NAME, PT_BIN_INDEX_NAME),
-    TF_H5: (H5_NAME,),
-}
+# The registry's names, kept importable here for the backends (rembert_spec.formats is where formats live).
+SAFETENSORS = safetensors.FORMAT.name
+PYTORCH_BIN = torch_bin.FORMAT.name
+TF_H5 = hf_h5.FORMAT.name
+GOOGLE_TF = google_tf.FORMAT.name
 
 
-def _open_torch_bin(path: Path) -> TensorReader:
-    from .torch_bin import TorchBinReader
-
-    return TorchBinReader(path)
-
-
-def _open_file(path: Path, copy_on_write: bool = False) -> tuple[str, TensorReader]:
-    name = path.name
-    if name == SAFETENSORS_INDEX_NAME or name.endswith(".safetensors.index.json"):
-        return SAFETENSORS, ShardedReader(path, functools.partial(SafetensorsReader, copy_on_write=copy_on_write))
-    if name == PT_BIN_INDEX_NAME or name.endswith(".bin.index.json"):
-        return PYTORCH_BIN, ShardedReader(path, _open_torch_bin)
-    if name.endswith(".safetensors"):
-        return SAFETENSORS, SafetensorsReader(path, copy_on_write)
-    if name.endswith((".bin", ".pt", ".pth")):
-        return PYTORCH_BIN, _open_torch_bin(path)
-    if name.endswith((".h5", ".hdf5")):
-        return TF_H5, H5Reader(path, copy_on_write)
-    if name.endswith(".index") or Path(f"{path}.index").is_file():
-        from .tf_checkpoint import TFCheckpointReader
-
-        return GOOGLE_TF, TFCheckpointReader(path)
-    raise CheckpointError(f"{path}: cannot tell the checkpoint format from the file name")
-
-
-def find_weights_file(directory: str | os.PathLike, prefer: Iterable[str] = (SAFETENSORS, PYTORCH_BIN, TF_H5)) -> Path:
-    """The weights file of a model directory, by format preference. Raises naming what was looked for."""
+def find_weights_file(directory: str | os.PathLike, prefer: Iterable[str] = load_order("torch")) -> Path:
+    """The weights of a model directory: the first file found of the `prefer` formats, in order; failing those, a
+    checkpoint of another registered format (a Google checkpoint directory). Raises naming what was looked for."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such model directory")
+    prefer = tuple(prefer)
     looked_for = []
-    for fmt in prefer:
-        for name in _DIRECTORY_FILES[fmt]:
+    for fmt in [get_format(name) for name in prefer]:
+        for name in fmt.file_names:
             looked_for.append(name)
             if (directory / name).is_file():
                 return directory / name
-    if (directory / "checkpoint").is_file():
-        return directory
+    for fmt in FORMATS.values():
+        if fmt.name not in prefer and fmt.recognises(directory):
+            return directory
     raise CheckpointError(f"{directory}: no weights found (looked for {', '.join(looked_for)})")
 
 
@@ -97,7 +69,7 @@ class SpecCheckpoint:
     """
 
     reader: TensorReader
-    format: str
+    format: str  # the registry name of its format
     _keys: dict[str, str] = field(default_factory=dict)  # canonical name -> key in the file
     unknown_keys: list[str] = field(default_factory=list)
     known: dict[str, WeightEntry] = field(default_factory=dict)  # every name the spec knows for this config
@@ -116,8 +88,7 @@ class SpecCheckpoint:
         return self._keys[name]
 
     def _file_transposed(self, entry: WeightEntry) -> bool:
-        # Google's checkpoints and tf_model.h5 both keep Dense kernels as [in, out].
-        return entry.tf_transpose and self.format in (TF_H5, GOOGLE_TF)
+        return entry.tf_transpose and get_format(self.format).transposed
 
     def shape(self, entry: WeightEntry) -> tuple[int, ...]:
         shape = self.reader.info(self._keys[entry.name]).shape
@@ -142,21 +113,10 @@ class SpecCheckpoint:
 
 
 def _index_keys(reader: TensorReader, fmt: str, known: dict[str, WeightEntry]) -> tuple[dict[str, str], list[str]]:
-    by_file_name: dict[str, str] = {}
-    if fmt == TF_H5:
-        by_file_name = {entry.tf_name: name for name, entry in known.items()}
-    elif fmt == GOOGLE_TF:
-        by_file_name = {entry.google_name: name for name, entry in known.items() if entry.google_name}
+    name_of = get_format(fmt).canonical_names(known)
     keys, unknown = {}, []
     for key in reader.keys():
-        if fmt in (SAFETENSORS, PYTORCH_BIN):
-            name = canonical_name(key)
-            name = name if name in known else None
-        elif fmt == TF_H5:
-            # The first component is the saving model's own scope (tf_rem_bert_for_masked_lm, ...).
-            name = by_file_name.get(key.split("/", 1)[-1])
-        else:
-            name = by_file_name.get(key)
+        name = name_of(key)
         if name is None or name in keys:
             if canonical_name(key) not in IGNORED_KEYS:
                 unknown.append(key)
@@ -165,32 +125,33 @@ def _index_keys(reader: TensorReader, fmt: str, known: dict[str, WeightEntry]) -
     return keys, unknown
 
 
+def _exists(path: Path) -> bool:
+    """A file, a directory, or a prefix naming files beside it (Google's `model.ckpt` -> `model.ckpt.index`)."""
+    return path.exists() or (path.parent.is_dir() and any(path.parent.glob(f"{glob.escape(path.name)}.*")))
+
+
 def open_checkpoint(
     path: str | os.PathLike,
     config: RemBertConfig,
-    prefer: Iterable[str] = (SAFETENSORS, PYTORCH_BIN, TF_H5),
+    prefer: Iterable[str] = load_order("torch"),
     copy_on_write: bool = False,
 ) -> SpecCheckpoint:
     """Open a model directory, a weights file, or a Google TF checkpoint prefix, for reading through the spec.
 
-    With `copy_on_write`, memory-mapped tensors come back writable (private pages), so a model may adopt them
-    as its own storage without copying.
+    In a directory, the formats are looked for in the order of `prefer` (registry names, see
+    `rembert_spec.formats.load_order`). With `copy_on_write`, memory-mapped tensors come back writable (private
+    pages), so a model may adopt them as its own storage without copying.
     """
     path = Path(path)
     if path.is_dir():
         path = find_weights_file(path, prefer)
-    elif not path.exists() and not Path(f"{path}.index").is_file():
+    elif not _exists(path):
         raise CheckpointError(f"{path}: no such file or directory")
-    fmt, reader = _open_file(path, copy_on_write) if not path.is_dir() else _open_google_directory(path)
+    fmt = format_of(path)
+    reader = fmt.open(path, copy_on_write)
     known = all_weight_names(config)
-    keys, unknown = _index_keys(reader, fmt, known)
-    return SpecCheckpoint(reader, fmt, keys, unknown, known)
-
-
-def _open_google_directory(path: Path) -> tuple[str, TensorReader]:
-    from .tf_checkpoint import TFCheckpointReader
-
-    return GOOGLE_TF, TFCheckpointReader(path)
+    keys, unknown = _index_keys(reader, fmt.name, known)
+    return SpecCheckpoint(reader, fmt.name, keys, unknown, known)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
@@ -271,20 +232,6 @@ def load_weights(
     return report
 
 
-def detect_head(checkpoint: SpecCheckpoint, config: RemBertConfig) -> str:
-    """Which head wrote a checkpoint, judged by the tensors it holds."""
-    names = set(checkpoint.names())
-    if "cls.predictions.decoder.weight" in names:
-        return "causal_lm" if config.is_decoder else "masked_lm"
-    if "qa_outputs.weight" in names:
-        return "question_answering"
-    if "classifier.weight" in names:
-        if checkpoint.shape(checkpoint.known["classifier.weight"])[0] == 1 and config.num_labels != 1:
-            return "multiple_choice"
-        return "sequence_classification" if "pooler.dense.weight" in names else "token_classification"
-    return "base"
-
-
 # -- writing ----------------------------------------------------------------------------------------------
 
 
@@ -298,50 +245,38 @@ def write_weights(
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
-    """Write `entries` as model.safetensors (PyTorch names) or tf_model.h5 (Hugging Face's TF names).
+    """Write `entries` in the format registered as `fmt` (model.safetensors under PyTorch names, tf_model.h5 under
+    Hugging Face's TF names, ...), in that format's layout.
 
     `fetch(entry)` returns one tensor in PyTorch's layout (a memory-mapped view is fine); it is called once per
     entry, in order, and written as `dtype` a block of rows at a time, so memory stays near one block however
     large the tensor. `progress(n_bytes)` is told after each block.
     """
-    directory = Path(directory)
-    dtype = np.dtype(dtype)
+    format_ = FORMATS.get(fmt)
+    if format_ is None or format_.write is None:
+        raise ValueError(f"cannot write checkpoint format {fmt!r}; writable formats: {', '.join(writable_formats())}")
 
-    def in_layout(entry: WeightEntry, transpose: bool) -> np.ndarray:
+    def in_layout(entry: WeightEntry) -> np.ndarray:
         array = fetch(entry)
         if tuple(array.shape) != entry.shape:
             raise ValueError(f"tensor {entry.pt_key!r} has shape {tuple(array.shape)}, the spec says {entry.shape}")
-        return array.T if transpose else array
+        return array.T if format_.transposed and entry.tf_transpose else array
 
-    if fmt == SAFETENSORS:
-        by_key = {entry.pt_key: entry for entry in entries}
-        plan = [(entry.pt_key, entry.shape, dtype) for entry in entries]
-        return write_safetensors_checkpoint(
-            directory,
-            plan,
-            lambda key: in_layout(by_key[key], False),
-            max_shard_size=max_shard_size,
-            progress=progress,
-        )
-    if fmt == TF_H5:
-        if dtype.kind != "f" or dtype.itemsize < 2 or dtype.name == "bfloat16":
-            raise ValueError(f"tf_model.h5 cannot hold {dtype}; use float32 or float16")
-        scope = get_head(head).tf_scope
-        by_key = {f"{scope}/{entry.tf_name}": entry for entry in entries}
-        plan = [(entry.h5_layer, f"{scope}/{entry.tf_name}", entry.tf_shape, dtype) for entry in entries]
-        directory.mkdir(parents=True, exist_ok=True)
-        fetch_tf = lambda key: in_layout(by_key[key], by_key[key].tf_transpose)  # noqa: E731
-        return [write_h5(directory / H5_NAME, plan, fetch_tf, progress)]
-    raise ValueError(f"cannot write checkpoint format {fmt!r}; writable formats: {SAFETENSORS}, {TF_H5}")
+    return format_.write(Path(directory), entries, in_layout, head, np.dtype(dtype), max_shard_size, progress)
 
 
 __all__ = [
     "CONFIG_NAME",
     "FORMATS",
+    "GOOGLE_TF",
+    "PYTORCH_BIN",
+    "SAFETENSORS",
+    "TF_H5",
     "LoadReport",
     "SpecCheckpoint",
     "detect_head",
     "find_weights_file",
+    "load_order",
     "load_weights",
     "open_checkpoint",
     "weight_spec",

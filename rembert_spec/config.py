@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .tensor_file import atomic_write
+from .atomic import atomic_write
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "rembert"

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import SAFETENSORS, TF_H5, write_weights
+from .checkpoint import write_weights
 from .config import RemBertConfig
+from .formats import writable_format
 from .weights import WeightEntry, get_head, weight_spec
 
 
@@ -41,20 +42,21 @@ def write_random_checkpoint(
     config: RemBertConfig,
     head: str = "masked_lm",
     seed: int = 0,
-    fmt: str = SAFETENSORS,
+    fmt: str = "safetensors",
     dtype: str = "float32",
     noise: float | None = None,
     max_shard_size: int | str = "5GB",
 ) -> list[Path]:
-    """Write config.json and random weights for `head` (model.safetensors or tf_model.h5)."""
+    """Write config.json and random weights for `head` in a writable format (model.safetensors, tf_model.h5)."""
     directory = Path(directory)
     entries = weight_spec(config, head)
     saved = config.replace()
-    saved.extra["architectures"] = [get_head(head).pt_class if fmt == SAFETENSORS else get_head(head).tf_class]
+    pytorch = fmt == writable_format("torch").name
+    saved.extra["architectures"] = [get_head(head).pt_class if pytorch else get_head(head).tf_class]
     written = [saved.save_pretrained(directory)]
     written += write_weights(
         directory,
-        fmt if fmt in (SAFETENSORS, TF_H5) else SAFETENSORS,
+        fmt,
         entries,
         lambda entry: random_tensor(entry, config, seed, noise),
         head=head,

@@ -1,29 +1,30 @@
-"""The weight spec: for a config and a head, every parameter, its shape, and its name in every format.
+"""The weight spec: for a config and a head, every parameter, its shape, its layout and how it is initialised.
 
-This is the only place in the project that spells weight names. Backends build their variables from it,
-load and save through it, and the converter moves tensors between formats with it and nothing else.
-
-Canonical names are Hugging Face's PyTorch state-dict keys with the `rembert.` prefix of the head models
-removed, so that a backbone tensor has one name whichever head wrote it:
+This is where the project's weight names come from. Backends build their variables from it, load and save
+through it, and the converter moves tensors between formats with it and nothing else. Canonical names are
+Hugging Face's PyTorch state-dict keys with the `rembert.` prefix of the head models removed, so that a backbone
+tensor has one name whichever head wrote it; each checkpoint format spells its own names from the canonical one
+(`rembert_spec.formats`):
 
 >>> from rembert_spec import RemBertConfig
 >>> config = RemBertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
 >>> entry = weight_spec(config, "masked_lm")[7]
->>> entry.name, entry.pt_key, entry.tf_name, entry.google_name
-('encoder.layer.0.attention.self.query.weight', 'rembert.encoder.layer.0.attention.self.query.weight', \
-'rembert/encoder/layer_._0/attention/self/query/kernel:0', 'bert/encoder/layer_0/attention/self/query/kernel')
+>>> entry.name, entry.pt_key, entry.shape, entry.tf_shape
+('encoder.layer.0.attention.self.query.weight', 'rembert.encoder.layer.0.attention.self.query.weight', (8, 8), (8, 8))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import RemBertConfig
 
+if TYPE_CHECKING:
+    from .checkpoint import SpecCheckpoint
+
 BACKBONE_PT_PREFIX = "rembert."
-BACKBONE_TF_SCOPE = "rembert"
-GOOGLE_SCOPE = "bert"
 # Buffers some older checkpoints carry; they hold no learned value, so reading them is not "unexpected".
 IGNORED_KEYS = ("embeddings.position_ids",)
 
@@ -106,142 +107,104 @@ def get_head(kind: str) -> Head:
 
 @dataclass(frozen=True)
 class WeightEntry:
-    """One parameter. `shape` is PyTorch's layout; `tf_transpose` says the TF layout is its transpose.
+    """One parameter of one head. `shape` is PyTorch's layout; `tf_transpose` says TensorFlow's layout is its
+    transpose (Dense kernels are [in, out] there).
 
     `init` is how a fresh parameter is drawn, the same in both backends: "normal" (0, initializer_range),
-    "embedding" (normal with the padding row zero), "zeros" or "ones".
+    "embedding" (normal with the padding row zero), "zeros" or "ones". Names in files come from the formats
+    (`rembert_spec.formats`); `pt_key`, the model's own state-dict key, is what both backends call the parameter.
     """
 
     name: str
     shape: tuple[int, ...]
-    pt_key: str
-    tf_name: str
     tf_transpose: bool
-    google_name: str | None
     init: str
     in_backbone: bool
+    head: str  # the head whose spec holds the entry: it decides the state-dict prefix of backbone weights
+
+    @property
+    def pt_key(self) -> str:
+        """The PyTorch state-dict key in a model of this head (`rembert.` before backbone weights of head models)."""
+        return HEADS[self.head].base_prefix + self.name if self.in_backbone else self.name
 
     @property
     def tf_shape(self) -> tuple[int, ...]:
         return tuple(reversed(self.shape)) if self.tf_transpose else self.shape
 
     @property
-    def h5_layer(self) -> str:
-        """The top-level layer of Hugging Face's tf_model.h5 that holds this weight."""
-        return self.tf_name.split("/", 1)[0]
+    def tf_name(self) -> str:
+        """Shortcut: the weight's name in Hugging Face's tf_model.h5, without the model's scope (formats.hf_h5)."""
+        from .formats import hf_h5
+
+        return hf_h5.weight_name(self)
+
+    @property
+    def google_name(self) -> str | None:
+        """Shortcut: the variable's name in Google's original TF checkpoint, if it has one (formats.google_tf)."""
+        from .formats import google_tf
+
+        return google_tf.variable_name(self)
 
 
 # -- the parameters ---------------------------------------------------------------------------------------
-# Each builder yields (pt path, tf path, google path or None, shape, kind) in PyTorch's parameter order,
-# where kind is "dense" (weight [out, in] + bias), "layer_norm", "embedding" or "keras_embedding".
+# Each builder yields (canonical name, shape, kind) in PyTorch's parameter order, where kind is "dense_weight"
+# ([out, in], transposed in TensorFlow), "bias", "ones" (a LayerNorm weight), "embedding" or "normal".
 
 
-def _dense(pt: str, tf: str, google: str | None, n_in: int, n_out: int) -> Iterator[tuple]:
-    yield f"{pt}.weight", f"{tf}/kernel:0", google and f"{google}/kernel", (n_out, n_in), "dense_weight"
-    yield f"{pt}.bias", f"{tf}/bias:0", google and f"{google}/bias", (n_out,), "bias"
+def _dense(name: str, n_in: int, n_out: int) -> Iterator[tuple]:
+    yield f"{name}.weight", (n_out, n_in), "dense_weight"
+    yield f"{name}.bias", (n_out,), "bias"
 
 
-def _layer_norm(pt: str, tf: str, google: str | None, width: int) -> Iterator[tuple]:
-    yield f"{pt}.weight", f"{tf}/gamma:0", google and f"{google}/gamma", (width,), "ones"
-    yield f"{pt}.bias", f"{tf}/beta:0", google and f"{google}/beta", (width,), "bias"
+def _layer_norm(name: str, width: int) -> Iterator[tuple]:
+    yield f"{name}.weight", (width,), "ones"
+    yield f"{name}.bias", (width,), "bias"
 
 
-def _attention(pt: str, tf: str, google: str | None, hidden: int) -> Iterator[tuple]:
+def _attention(name: str, hidden: int) -> Iterator[tuple]:
     for proj in ("query", "key", "value"):
-        yield from _dense(f"{pt}.self.{proj}", f"{tf}/self/{proj}", google and f"{google}/self/{proj}", hidden, hidden)
-    yield from _dense(f"{pt}.output.dense", f"{tf}/output/dense", google and f"{google}/output/dense", hidden, hidden)
-    yield from _layer_norm(
-        f"{pt}.output.LayerNorm", f"{tf}/output/LayerNorm", google and f"{google}/output/LayerNorm", hidden
-    )
+        yield from _dense(f"{name}.self.{proj}", hidden, hidden)
+    yield from _dense(f"{name}.output.dense", hidden, hidden)
+    yield from _layer_norm(f"{name}.output.LayerNorm", hidden)
 
 
 def _backbone(config: RemBertConfig, pooler: bool) -> Iterator[tuple]:
     emb, hidden = config.input_embedding_size, config.hidden_size
-    g = GOOGLE_SCOPE
-    yield (
-        "embeddings.word_embeddings.weight",
-        "embeddings/word_embeddings/weight:0",
-        f"{g}/embeddings/word_embeddings",
-        (config.vocab_size, emb),
-        "embedding",
-    )
-    yield (
-        "embeddings.position_embeddings.weight",
-        "embeddings/position_embeddings/embeddings:0",
-        f"{g}/embeddings/position_embeddings",
-        (config.max_position_embeddings, emb),
-        "normal",
-    )
-    yield (
-        "embeddings.token_type_embeddings.weight",
-        "embeddings/token_type_embeddings/embeddings:0",
-        f"{g}/embeddings/token_type_embeddings",
-        (config.type_vocab_size, emb),
-        "normal",
-    )
-    yield from _layer_norm("embeddings.LayerNorm", "embeddings/LayerNorm", f"{g}/embeddings/LayerNorm", emb)
-    yield from _dense(
-        "encoder.embedding_hidden_mapping_in",
-        "encoder/embedding_hidden_mapping_in",
-        f"{g}/encoder/embedding_hidden_mapping_in",
-        emb,
-        hidden,
-    )
+    yield "embeddings.word_embeddings.weight", (config.vocab_size, emb), "embedding"
+    yield "embeddings.position_embeddings.weight", (config.max_position_embeddings, emb), "normal"
+    yield "embeddings.token_type_embeddings.weight", (config.type_vocab_size, emb), "normal"
+    yield from _layer_norm("embeddings.LayerNorm", emb)
+    yield from _dense("encoder.embedding_hidden_mapping_in", emb, hidden)
     for i in range(config.num_hidden_layers):
-        pt, tf, google = f"encoder.layer.{i}", f"encoder/layer_._{i}", f"{g}/encoder/layer_{i}"
-        yield from _attention(f"{pt}.attention", f"{tf}/attention", f"{google}/attention", hidden)
+        layer = f"encoder.layer.{i}"
+        yield from _attention(f"{layer}.attention", hidden)
         if config.add_cross_attention:
-            # Google's checkpoints are encoders only: cross-attention has no name there.
-            yield from _attention(f"{pt}.crossattention", f"{tf}/crossattention", None, hidden)
-        yield from _dense(
-            f"{pt}.intermediate.dense",
-            f"{tf}/intermediate/dense",
-            f"{google}/intermediate/dense",
-            hidden,
-            config.intermediate_size,
-        )
-        yield from _dense(
-            f"{pt}.output.dense",
-            f"{tf}/output/dense",
-            f"{google}/output/dense",
-            config.intermediate_size,
-            hidden,
-        )
-        yield from _layer_norm(f"{pt}.output.LayerNorm", f"{tf}/output/LayerNorm", f"{google}/output/LayerNorm", hidden)
+            yield from _attention(f"{layer}.crossattention", hidden)
+        yield from _dense(f"{layer}.intermediate.dense", hidden, config.intermediate_size)
+        yield from _dense(f"{layer}.output.dense", config.intermediate_size, hidden)
+        yield from _layer_norm(f"{layer}.output.LayerNorm", hidden)
     if pooler:
-        yield from _dense("pooler.dense", "pooler/dense", f"{g}/pooler/dense", hidden, hidden)
+        yield from _dense("pooler.dense", hidden, hidden)
 
 
 def _lm_head(config: RemBertConfig) -> Iterator[tuple]:
     out = config.output_embedding_size
-    yield from _dense("cls.predictions.dense", "mlm___cls/predictions/dense", None, config.hidden_size, out)
+    yield from _dense("cls.predictions.dense", config.hidden_size, out)
     # Hugging Face's TF head multiplies by the decoder weight transposed, so both frameworks store [vocab, out].
-    yield (
-        "cls.predictions.decoder.weight",
-        "mlm___cls/predictions/decoder/weight:0",
-        None,
-        (config.vocab_size, out),
-        "normal",
-    )
-    yield (
-        "cls.predictions.decoder.bias",
-        "mlm___cls/predictions/decoder/bias:0",
-        None,
-        (config.vocab_size,),
-        "bias",
-    )
-    yield from _layer_norm("cls.predictions.LayerNorm", "mlm___cls/predictions/LayerNorm", None, out)
+    yield "cls.predictions.decoder.weight", (config.vocab_size, out), "normal"
+    yield "cls.predictions.decoder.bias", (config.vocab_size,), "bias"
+    yield from _layer_norm("cls.predictions.LayerNorm", out)
 
 
 def _head_params(config: RemBertConfig, head: Head) -> Iterator[tuple]:
     if head.outputs == "lm":
         yield from _lm_head(config)
     elif head.outputs == "labels":
-        yield from _dense("classifier", "classifier", None, config.hidden_size, config.num_labels)
+        yield from _dense("classifier", config.hidden_size, config.num_labels)
     elif head.outputs == "choice":
-        yield from _dense("classifier", "classifier", None, config.hidden_size, 1)
+        yield from _dense("classifier", config.hidden_size, 1)
     elif head.outputs == "span":
-        yield from _dense("qa_outputs", "qa_outputs", None, config.hidden_size, config.num_labels)
+        yield from _dense("qa_outputs", config.hidden_size, config.num_labels)
 
 
 _INIT = {
@@ -262,17 +225,15 @@ def weight_spec(config: RemBertConfig, head: str = "base", add_pooling_layer: bo
     pooler = spec.pooler if add_pooling_layer is None else add_pooling_layer
     entries = []
     for params, in_backbone in ((_backbone(config, pooler), True), (_head_params(config, spec), False)):
-        for name, tf_name, google_name, shape, kind in params:
+        for name, shape, kind in params:
             entries.append(
                 WeightEntry(
                     name=name,
                     shape=tuple(shape),
-                    pt_key=(spec.base_prefix + name) if in_backbone else name,
-                    tf_name=f"{BACKBONE_TF_SCOPE}/{tf_name}" if in_backbone else tf_name,
                     tf_transpose=kind == "dense_weight",
-                    google_name=google_name,
                     init=_INIT[kind],
                     in_backbone=in_backbone,
+                    head=spec.kind,
                 )
             )
     return entries
@@ -283,6 +244,17 @@ def canonical_name(key: str) -> str:
     return key[len(BACKBONE_PT_PREFIX) :] if key.startswith(BACKBONE_PT_PREFIX) else key
 
 
+def state_dict_names(known: Mapping[str, WeightEntry]) -> Callable[[str], str | None]:
+    """For formats named by PyTorch state-dict keys (safetensors, pytorch_model.bin): a function from a key of any
+    head to its canonical name, None for a key that is not a weight of `known`."""
+
+    def name_of(key: str) -> str | None:
+        name = canonical_name(key)
+        return name if name in known else None
+
+    return name_of
+
+
 def all_weight_names(config: RemBertConfig) -> dict[str, WeightEntry]:
     """Every parameter any head can have for `config`, by canonical name (the pooler included)."""
     names: dict[str, WeightEntry] = {}
@@ -290,3 +262,17 @@ def all_weight_names(config: RemBertConfig) -> dict[str, WeightEntry]:
         for entry in weight_spec(config, kind, add_pooling_layer=True):
             names.setdefault(entry.name, entry)
     return names
+
+
+def detect_head(checkpoint: SpecCheckpoint, config: RemBertConfig) -> str:
+    """Which head wrote a checkpoint, judged by the tensors it holds."""
+    names = set(checkpoint.names())
+    if "cls.predictions.decoder.weight" in names:
+        return "causal_lm" if config.is_decoder else "masked_lm"
+    if "qa_outputs.weight" in names:
+        return "question_answering"
+    if "classifier.weight" in names:
+        if checkpoint.shape(checkpoint.known["classifier.weight"])[0] == 1 and config.num_labels != 1:
+            return "multiple_choice"
+        return "sequence_classification" if "pooler.dense.weight" in names else "token_classification"
+    return "base"

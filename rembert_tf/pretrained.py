@@ -25,7 +25,7 @@ from rembert_spec.checkpoint import (
     open_checkpoint,
     write_weights,
 )
-from rembert_spec.h5_file import ALIGNMENT
+from rembert_spec.formats.hf_h5 import ALIGNMENT
 from rembert_spec.inputs import InputError
 from rembert_spec.weights import WeightEntry, get_head, weight_spec
 

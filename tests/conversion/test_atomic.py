@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import rembert_spec.blocks
+import rembert_spec.streaming
 from conversion import OutputExistsError, convert
 from conversion.cli import main
 from conversion.staging import OLD_MARKER, TMP_MARKER, clean_leftovers, leftovers
@@ -117,16 +117,16 @@ def test_sigterm_cleans_up_and_exits_130(large, tmp_path):
 
 
 def _fail_after(monkeypatch, blocks: int) -> None:
-    real = rembert_spec.blocks.row_blocks
+    real = rembert_spec.streaming.row_blocks
 
-    def failing(array, dtype, block_bytes=rembert_spec.blocks.BLOCK_BYTES):
+    def failing(array, dtype, block_bytes=rembert_spec.streaming.BLOCK_BYTES):
         failing.count += 1
         if failing.count > blocks:
             raise OSError(28, "No space left on device")
         yield from real(array, dtype, block_bytes)
 
     failing.count = 0
-    monkeypatch.setattr(rembert_spec.blocks, "row_blocks", failing)
+    monkeypatch.setattr(rembert_spec.streaming, "row_blocks", failing)
 
 
 @pytest.mark.parametrize("to", ["pt", "tf"])

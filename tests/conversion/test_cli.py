@@ -16,8 +16,8 @@ from conversion import ConversionError, convert
 from conversion.cli import EXIT_ERROR, EXIT_USAGE, main
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5, write_weights
-from rembert_spec.h5_file import H5Reader
-from rembert_spec.safetensors_file import SafetensorsReader
+from rembert_spec.formats.hf_h5 import H5Reader
+from rembert_spec.formats.safetensors import SafetensorsReader
 from rembert_spec.testing import random_tensor
 from rembert_spec.weights import HEADS, get_head, weight_spec
 from tests.conftest import tiny_config

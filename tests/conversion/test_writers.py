@@ -14,9 +14,10 @@ import pytest
 from safetensors import safe_open
 
 from conversion.plan import make_plan
-from rembert_spec import RemBertConfig, h5_file, safetensors_file
-from rembert_spec.blocks import release, row_blocks
+from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5, open_checkpoint, write_weights
+from rembert_spec.formats import hf_h5, safetensors
+from rembert_spec.streaming import release, row_blocks
 from tests.conversion.helpers import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def _spec_write(src: Path, out: Path, fmt: str, dtype: str | None = None, head: 
 def test_safetensors_bytes_do_not_depend_on_the_block_size(tmp_path, monkeypatch, block_bytes, dtype, shard):
     src = make_model(tmp_path / "src")
     expected = _spec_write(src, tmp_path / "whole", SAFETENSORS, dtype, max_shard_size=shard)
-    monkeypatch.setattr(safetensors_file.write_safetensors, "__defaults__", (None, None, block_bytes))
+    monkeypatch.setattr(safetensors.write_safetensors, "__defaults__", (None, None, block_bytes))
     got = _spec_write(src, tmp_path / "blocks", SAFETENSORS, dtype, max_shard_size=shard)
     assert [p.name for p in got] == [p.name for p in expected]
     for ours, theirs in zip(got, expected, strict=True):
@@ -63,7 +64,7 @@ def _h5_contents(path: Path) -> dict:
 def test_h5_contents_do_not_depend_on_the_block_size(tmp_path, monkeypatch, head):
     src = make_model(tmp_path / "src", head=head)
     expected = _spec_write(src, tmp_path / "whole", TF_H5)
-    monkeypatch.setattr(h5_file.write_h5, "__defaults__", (None, 7))
+    monkeypatch.setattr(hf_h5.write_h5, "__defaults__", (None, 7))
     got = _spec_write(src, tmp_path / "blocks", TF_H5)
     assert _h5_contents(got[0]) == _h5_contents(expected[0])
 

@@ -1,17 +1,15 @@
-"""tf_model.h5 reading and writing, against Hugging Face's TF models (tf-keras) and against damage."""
+"""tf_model.h5 reading and writing, against Hugging Face's TF models (tf-keras); damaged files: test_damaged_files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from rembert_spec import CheckpointError, weight_spec
+from rembert_spec import weight_spec
 from rembert_spec.checkpoint import TF_H5, open_checkpoint, write_weights
-from rembert_spec.h5_file import H5Reader
+from rembert_spec.formats.hf_h5 import H5Reader
 from rembert_spec.testing import random_tensor
-from tests.conftest import damage, tiny_config
+from tests.conftest import tiny_config
 from tests.oracle import hf_config, hf_tf_class
 
 
@@ -58,24 +56,3 @@ def test_h5_refuses_bfloat16(tmp_path):
     config = tiny_config()
     with pytest.raises(ValueError, match="tf_model.h5 cannot hold bfloat16"):
         write_weights(tmp_path, TF_H5, weight_spec(config), lambda e: None, head="base", dtype="bfloat16")
-
-
-@pytest.fixture(scope="module")
-def good_h5(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("h5")
-    config = tiny_config(num_hidden_layers=1)
-    write_weights(directory, TF_H5, weight_spec(config), lambda e: np.ones(e.shape, np.float32), head="base")
-    return (directory / "tf_model.h5").read_bytes()
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_damaged_h5_gives_a_clean_error_naming_the_file(good_h5, tmp_path, data):
-    path = tmp_path / "tf_model.h5"
-    path.write_bytes(damage(good_h5, data, max_edits=16))
-    try:
-        with H5Reader(path) as reader:
-            for key in reader.keys():
-                np.asarray(reader.read(key)).sum()
-    except CheckpointError as error:
-        assert str(path) in str(error)

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.protobuf import tensor_bundle_pb2
 
-from rembert_spec.tensor_file import CheckpointError
-from rembert_spec.tf_checkpoint import (
+from rembert_spec.formats.google_tf import (
     TFCheckpointReader,
     _block_entries,
     _footer_handles,
@@ -26,6 +25,7 @@ from rembert_spec.tf_checkpoint import (
     mask_crc32c,
     unmask_crc32c,
 )
+from rembert_spec.tensor_reader import CheckpointError
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

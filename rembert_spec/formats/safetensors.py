@@ -3,10 +3,12 @@
 The format is small enough to own: 8 bytes of little-endian header length, a JSON header naming each tensor's
 dtype, shape and byte range, then the raw bytes. Owning it lets us validate every header field before a byte
 of data is touched, hand out zero-copy numpy views, stream writes from a plan, and handle bfloat16 in numpy.
+Tensors are named by their PyTorch state-dict keys, in PyTorch's layout.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import mmap
@@ -19,19 +21,23 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-from . import blocks
-from .tensor_file import CheckpointError, TensorInfo, TensorReader, WriteBehind, atomic_write
+from .. import streaming
+from ..atomic import atomic_write
+from ..tensor_reader import CheckpointError, ShardedReader, TensorInfo, TensorReader
+from ..weights import WeightEntry, state_dict_names
+from ..write_behind import WriteBehind
+from .checkpoint_format import CheckpointFormat
 
 SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 DEFAULT_MAX_SHARD_SIZE = 5 * 10**9
 _MAX_HEADER_BYTES = 100 * 2**20
 
-_DTYPES: dict[str, np.dtype] = {
-    "F64": np.dtype(np.float64),
+_DTYPES: dict[str, np.dtype] = {  # the usual model dtypes first: FORMAT.dtypes lists them in this order
     "F32": np.dtype(np.float32),
     "F16": np.dtype(np.float16),
     "BF16": np.dtype(ml_dtypes.bfloat16),
+    "F64": np.dtype(np.float64),
     "I64": np.dtype(np.int64),
     "I32": np.dtype(np.int32),
     "I16": np.dtype(np.int16),
@@ -209,7 +215,7 @@ def write_safetensors(
     fetch: Callable[[str], np.ndarray],
     metadata: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
-    block_bytes: int = blocks.BLOCK_BYTES,
+    block_bytes: int = streaming.BLOCK_BYTES,
 ) -> Path:
     """Write tensors in `plan` order, calling `fetch(name)` for one tensor at a time.
 
@@ -227,7 +233,7 @@ def write_safetensors(
             if tuple(array.shape) != shape:
                 raise ValueError(f"{path}: tensor {name!r} has shape {tuple(array.shape)}, the plan said {shape}")
             try:
-                for block in blocks.row_blocks(array, dtype, block_bytes):
+                for block in streaming.row_blocks(array, dtype, block_bytes):
                     f.write(block.reshape(-1).view(np.uint8).data)  # raw bytes: bfloat16 has no buffer code
                     write_behind.written()
                     if progress is not None:
@@ -263,7 +269,7 @@ def write_safetensors_checkpoint(
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     metadata: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
-    block_bytes: int = blocks.BLOCK_BYTES,
+    block_bytes: int = streaming.BLOCK_BYTES,
 ) -> list[Path]:
     """model.safetensors, or model-0000i-of-0000n.safetensors shards plus their index when over max_shard_size."""
     directory = Path(directory)
@@ -299,3 +305,45 @@ def write_safetensors_checkpoint(
         tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     (directory / SAFETENSORS_NAME).unlink(missing_ok=True)  # it would shadow the shards when loading
     return [*written, index_path]
+
+
+# -- the format -----------------------------------------------------------------------------------------------
+
+
+def _recognises(path: Path) -> bool:
+    return path.name.endswith((".safetensors", ".safetensors.index.json"))
+
+
+def _open(path: Path, copy_on_write: bool) -> TensorReader:
+    if path.name.endswith(".index.json"):
+        return ShardedReader(path, functools.partial(SafetensorsReader, copy_on_write=copy_on_write))
+    return SafetensorsReader(path, copy_on_write)
+
+
+def _write(
+    directory: Path,
+    entries: list[WeightEntry],
+    fetch: Callable[[WeightEntry], np.ndarray],
+    head: str,
+    dtype: np.dtype,
+    max_shard_size: int | str,
+    progress: Callable[[int], None] | None,
+) -> list[Path]:
+    by_key = {entry.pt_key: entry for entry in entries}
+    plan = [(entry.pt_key, entry.shape, dtype) for entry in entries]
+    return write_safetensors_checkpoint(
+        directory, plan, lambda key: fetch(by_key[key]), max_shard_size=max_shard_size, progress=progress
+    )
+
+
+FORMAT = CheckpointFormat(
+    name="safetensors",
+    file_names=(SAFETENSORS_NAME, SAFETENSORS_INDEX_NAME),
+    transposed=False,
+    dtypes=tuple(dtype.name for dtype in _DTYPES.values()),
+    key=lambda entry: entry.pt_key,
+    canonical_names=state_dict_names,
+    recognises=_recognises,
+    open=_open,
+    write=_write,
+)

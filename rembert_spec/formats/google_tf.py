@@ -11,193 +11,55 @@ A checkpoint written by `tf.compat.v1.train.Saver` or `tf.train.Checkpoint` is a
   masked crc32c of the tensor bytes, and — for a variable saved in slices — the slice extents).
 * ``prefix.data-NNNNN-of-MMMMM`` — the raw tensor bytes of each shard, read here through a memory map.
 
-Only the standard library and numpy (with ml_dtypes for bfloat16 / float8) are used: the protobuf
-messages are decoded with a small wire-format reader, and crc32c is computed with numpy tables.
+Only the standard library, numpy (with ml_dtypes for bfloat16 / float8) and google-crc32c are used: the protobuf
+messages are decoded with a small wire-format reader. That is what lets a PyTorch user convert Google's original
+RemBERT checkpoint without installing TensorFlow.
+
+Variable names are BERT's (`bert/encoder/layer_0/attention/self/query/kernel`); Dense kernels are stored [in, out].
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import mmap
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import google_crc32c
 import ml_dtypes
 import numpy as np
 
-from .tensor_file import CheckpointError, TensorInfo, TensorReader
+from ..tensor_reader import CheckpointError, TensorInfo, TensorReader
+from ..weights import WeightEntry
+from .checkpoint_format import CheckpointFormat
+from .hf_h5 import variable_leaf
 
-__all__ = ["TFCheckpointReader", "crc32c", "mask_crc32c", "resolve_prefix", "unmask_crc32c"]
+__all__ = ["FORMAT", "TFCheckpointReader", "crc32c", "mask_crc32c", "resolve_prefix", "unmask_crc32c", "variable_name"]
+
+SCOPE = "bert"  # the original BERT code's variable scope, which RemBERT's checkpoints kept
+STATE_FILE = "checkpoint"  # the text file in a checkpoint directory that names the latest prefix
 
 # --------------------------------------------------------------------------------------------------
-# crc32c (Castagnoli), table driven, vectorised with numpy
+# crc32c (Castagnoli), from the google-crc32c package
 # --------------------------------------------------------------------------------------------------
 
-_CASTAGNOLI_REFLECTED = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
-_LANE_BYTES = 64  # bytes each numpy lane processes before the lanes are combined
-_CHUNK_BYTES = 1 << 20  # bytes handled per vectorised pass (a multiple of _LANE_BYTES * 2**k)
-_SMALL_INPUT = 1024  # below this a plain Python loop is faster than setting up numpy lanes
-
-
-@functools.cache
-def _byte_tables() -> np.ndarray:
-    """Slicing tables: row k maps a byte to the register change it makes when k zero bytes follow it."""
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(_CASTAGNOLI_REFLECTED), table >> 1)
-    tables = [table.astype(np.uint32)]
-    for _ in range(7):
-        previous = tables[-1]
-        tables.append((previous >> 8) ^ tables[0][previous & 0xFF])
-    return np.stack(tables)
-
-
-@functools.cache
-def _byte_table_list() -> list[int]:
-    return [int(v) for v in _byte_tables()[0]]
-
-
-@functools.cache
-def _pair_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Four 65536-entry tables that advance the register over 8 bytes with four lookups."""
-    t = _byte_tables()
-    v = np.arange(65536)
-    lo, hi = v & 0xFF, v >> 8
-    return (t[7][lo] ^ t[6][hi], t[5][lo] ^ t[4][hi], t[3][lo] ^ t[2][hi], t[1][lo] ^ t[0][hi])
-
-
-def _apply_operator(images: list[int], x: int) -> int:
-    """Apply a GF(2)-linear map on 32-bit registers, given as the images of the 32 basis bits."""
-    out = 0
-    bit = 0
-    while x:
-        if x & 1:
-            out ^= images[bit]
-        x >>= 1
-        bit += 1
-    return out
-
-
-@functools.cache
-def _zero_operators() -> list[list[int]]:
-    """Element k: the map 'feed 2**k zero bytes into a register' (no init/final xor)."""
-    table = _byte_table_list()
-    one_byte = []
-    for bit in range(32):
-        v = 1 << bit
-        one_byte.append((v >> 8) ^ table[v & 0xFF])
-    operators = [one_byte]
-    for _ in range(63):
-        previous = operators[-1]
-        operators.append([_apply_operator(previous, image) for image in previous])
-    return operators
-
-
-@functools.cache
-def _zero_operator_tables(log2_bytes: int) -> np.ndarray:
-    """The 2**log2_bytes zero-byte map as four byte-indexed tables, to apply it to many registers."""
-    images = _zero_operators()[log2_bytes]
-    tables = np.zeros((4, 256), dtype=np.uint32)
-    for part in range(4):
-        for value in range(256):
-            tables[part, value] = _apply_operator(images[8 * part : 8 * part + 8], value)
-    return tables
-
-
-def _shift_register(register: int, n_bytes: int) -> int:
-    """The register after feeding it `n_bytes` zero bytes."""
-    operators = _zero_operators()
-    k = 0
-    while n_bytes:
-        if n_bytes & 1:
-            register = _apply_operator(operators[k], register)
-        n_bytes >>= 1
-        k += 1
-    return register
-
-
-def _raw_crc_small(data: np.ndarray) -> int:
-    table = _byte_table_list()
-    register = 0
-    for byte in data.tobytes():
-        register = (register >> 8) ^ table[(register ^ byte) & 0xFF]
-    return register
-
-
-def _lane_registers(words: np.ndarray) -> np.ndarray:
-    """Zero-init registers of each row of `words` (lanes x little-endian uint32 words), in lockstep."""
-    h0, h1, h2, h3 = _pair_tables()
-    lanes, n_words = words.shape
-    columns = np.ascontiguousarray(words.T)
-    register = np.zeros(lanes, dtype=np.uint32)
-    x = np.empty(lanes, dtype=np.uint32)
-    index = np.empty(lanes, dtype=np.uint32)
-    gathered = np.empty(lanes, dtype=np.uint32)
-    for j in range(0, n_words, 2):
-        np.bitwise_xor(register, columns[j], out=x)
-        np.bitwise_and(x, 0xFFFF, out=index)
-        np.take(h0, index, out=register)
-        np.right_shift(x, 16, out=index)
-        np.take(h1, index, out=gathered)
-        register ^= gathered
-        second = columns[j + 1]
-        np.bitwise_and(second, 0xFFFF, out=index)
-        np.take(h2, index, out=gathered)
-        register ^= gathered
-        np.right_shift(second, 16, out=index)
-        np.take(h3, index, out=gathered)
-        register ^= gathered
-    return register
-
-
-def _combine_lanes(registers: np.ndarray, lane_log2: int) -> int:
-    """Fold a power-of-two count of adjacent lane registers into the register of their concatenation."""
-    level = lane_log2
-    while len(registers) > 1:
-        tables = _zero_operator_tables(level)
-        left = registers[0::2]
-        shifted = (
-            tables[0][left & 0xFF]
-            ^ tables[1][(left >> 8) & 0xFF]
-            ^ tables[2][(left >> 16) & 0xFF]
-            ^ tables[3][left >> 24]
-        )
-        registers = shifted ^ registers[1::2]
-        level += 1
-    return int(registers[0])
-
-
-def _raw_crc_chunk(data: np.ndarray) -> int:
-    """Zero-init register over `data`: leading zero bytes do not change it, so lanes are front-padded."""
-    n = len(data)
-    if n < _SMALL_INPUT:
-        return _raw_crc_small(data)
-    n_lanes = -(-n // _LANE_BYTES)
-    n_lanes = 1 << (n_lanes - 1).bit_length()
-    total = n_lanes * _LANE_BYTES
-    if total != n:
-        padded = np.zeros(total, dtype=np.uint8)
-        padded[total - n :] = data
-        data = padded
-    words = data.view(np.dtype("<u4")).reshape(n_lanes, _LANE_BYTES // 4)
-    return _combine_lanes(_lane_registers(words), _LANE_BYTES.bit_length() - 1)
+_CRC_CHUNK_BYTES = 16 * 2**20  # google_crc32c takes bytes only: tensors are checksummed through copies this large
 
 
 def crc32c(data: bytes | bytearray | memoryview | np.ndarray, crc: int = 0) -> int:
     """CRC-32C (Castagnoli) of `data`, continuing from `crc` (so crc32c(b, crc32c(a)) == crc32c(a + b))."""
-    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
-    buffer = np.ascontiguousarray(buffer).reshape(-1).view(np.uint8)
-    n = len(buffer)
-    raw = 0
-    for start in range(0, n, _CHUNK_BYTES):
-        part = buffer[start : start + _CHUNK_BYTES]
-        raw = _shift_register(raw, len(part)) ^ _raw_crc_chunk(part)
-    return (_shift_register(crc ^ _U32, n) ^ raw) ^ _U32
+    if isinstance(data, bytes):
+        return google_crc32c.extend(crc, data)
+    flat = np.ascontiguousarray(np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data)
+    flat = flat.reshape(-1).view(np.uint8)
+    for start in range(0, len(flat), _CRC_CHUNK_BYTES):
+        crc = google_crc32c.extend(crc, flat[start : start + _CRC_CHUNK_BYTES].tobytes())
+    return crc
 
 
 def mask_crc32c(crc: int) -> int:
@@ -537,7 +399,7 @@ def _unescape_text_proto(text: str) -> str:
 
 
 def _prefix_from_state_file(directory: str) -> str:
-    state = os.path.join(directory, "checkpoint")
+    state = os.path.join(directory, STATE_FILE)
     try:
         with open(state, encoding="utf-8") as f:
             text = f.read()
@@ -550,12 +412,14 @@ def _prefix_from_state_file(directory: str) -> str:
 
 
 def resolve_prefix(location: str | os.PathLike) -> str:
-    """The checkpoint prefix for a prefix, a `.index` / `.data-*` file path, or a directory.
+    """The checkpoint prefix for a prefix, a `.index` / `.data-*` file path, a directory or its `checkpoint` file.
 
     A directory must hold a `checkpoint` state file; its `model_checkpoint_path` (relative paths are taken
     relative to the directory) names the prefix.
     """
     text = os.fspath(location)
+    if os.path.basename(text) == STATE_FILE and os.path.isfile(text) and not os.path.isfile(f"{text}.index"):
+        text = os.path.dirname(text)  # the state file names the prefix, like its directory does
     if os.path.isdir(text):
         text = _prefix_from_state_file(text)
     if text.endswith(".index"):
@@ -801,3 +665,49 @@ def _from_big_endian(array: np.ndarray) -> np.ndarray:
     component = array.dtype.itemsize // 2 if array.dtype.kind == "c" else array.dtype.itemsize
     words = np.ascontiguousarray(array).view(np.dtype(f"u{component}"))
     return words.byteswap().view(array.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# the format
+# --------------------------------------------------------------------------------------------------
+
+
+def variable_name(entry: WeightEntry) -> str | None:
+    """The variable's name in Google's original checkpoint: `bert/encoder/layer_0/attention/self/query/kernel`.
+
+    Those checkpoints hold the backbone of an encoder: heads and cross-attention have no name there. Embedding
+    tables are named by their scope alone; other parameters end in their Keras leaf (kernel, bias, gamma, beta).
+    """
+    if not entry.in_backbone or ".crossattention." in entry.name:
+        return None
+    path = re.sub(r"\blayer/(\d+)", r"layer_\1", entry.name.rsplit(".", 1)[0].replace(".", "/"))
+    if path.endswith("_embeddings"):
+        return f"{SCOPE}/{path}"
+    return f"{SCOPE}/{path}/{variable_leaf(entry)}"
+
+
+def _canonical_names(known: Mapping[str, WeightEntry]) -> Callable[[str], str | None]:
+    by_variable = {variable_name(entry): name for name, entry in known.items()}
+    by_variable.pop(None, None)
+    return by_variable.get
+
+
+def _recognises(path: Path) -> bool:
+    """A prefix (`model.ckpt`, whose `model.ckpt.index` exists), its `.index` file, or a directory or `checkpoint`
+    state file naming one."""
+    if path.is_dir():
+        return (path / STATE_FILE).is_file()
+    return path.name == STATE_FILE or path.name.endswith(".index") or Path(f"{path}.index").is_file()
+
+
+FORMAT = CheckpointFormat(
+    name="google_tf",
+    file_names=(STATE_FILE,),
+    transposed=True,
+    dtypes=(),
+    key=variable_name,
+    canonical_names=_canonical_names,
+    recognises=_recognises,
+    open=lambda path, copy_on_write: TFCheckpointReader(path),
+    write=None,
+)

@@ -1,4 +1,5 @@
-"""The small interface every checkpoint format implements: named tensors read one at a time.
+"""The small interface every checkpoint format's reader implements: named tensors read one at a time; and the
+reader of shards listed by an index file, which any format's reader plugs into.
 
 Readers hand out numpy arrays (memory-mapped where the format allows) so that a consumer — a backend
 placing weights in its variables, or the converter writing another format — holds at most one tensor
@@ -7,13 +8,9 @@ at a time. Every error raised while reading names the file, and the tensor where
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,75 +129,3 @@ def _shard_path(index_path: Path, directory: Path, filename: str) -> Path:
     if path.is_symlink() or (path.exists() and path.resolve().parent != directory.resolve()):
         raise CheckpointError(f"{index_path}: refused shard {filename!r}: it is a link")
     return path
-
-
-class WriteBehind:
-    """Keeps a large file's writing from filling the page cache (Linux): every 64 MB, the kernel is told to start
-    writing the new range to disk, and the range before it, written by then, is dropped from the cache. A
-    multi-gigabyte checkpoint then neither piles up as dirty pages for the final fsync nor pushes the machine into
-    reclaiming memory while it is written. Elsewhere this does nothing."""
-
-    _WINDOW = 64 * 2**20
-    _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4
-
-    def __init__(self, file):
-        self._file, self._started, self._dropped = file, 0, 0
-        self._sync_file_range = _libc_function(
-            "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-        )
-
-    def written(self) -> None:
-        """Call after writes that move the file position forward."""
-        if self._sync_file_range is None:
-            return
-        position = self._file.tell()
-        if position - self._started < self._WINDOW:
-            return
-        self._file.flush()
-        fd = self._file.fileno()
-        self._sync_file_range(fd, self._started, position - self._started, self._WRITE)
-        if self._started > self._dropped:  # the previous window: wait for it, then let the cache forget it
-            length = self._started - self._dropped
-            self._sync_file_range(fd, self._dropped, length, self._WAIT_BEFORE | self._WRITE | self._WAIT_AFTER)
-            os.posix_fadvise(fd, self._dropped, length, os.POSIX_FADV_DONTNEED)
-            self._dropped = self._started
-        self._started = position
-
-
-def _libc_function(name: str, argtypes: list):
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = argtypes
-    return function
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it over `path` only if the block completes.
-
-    A failure or a kill mid-write leaves the previous file (or no file) at `path`, never a partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a saved model should read like any file
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise

@@ -3,24 +3,76 @@
 Layout: the file's `layer_names` attribute lists top-level layers (`rembert`, `mlm___cls`, `classifier`...);
 each layer group's `weight_names` attribute lists full weight names (`<model scope>/rembert/.../kernel:0`), and
 the dataset of a weight sits at `<layer>/<weight name>`. An attribute too large for an HDF5 object header is
-split into `weight_names0`, `weight_names1`, ... as Keras does.
+split into `weight_names0`, `weight_names1`, ... as Keras does. Dense kernels are stored [in, out].
+
+Weight names are Keras variable paths built from the canonical name:
+
+>>> from rembert_spec import RemBertConfig, weight_spec
+>>> config = RemBertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
+>>> [weight_name(entry) for entry in weight_spec(config, "masked_lm")[5:8]]
+['rembert/encoder/embedding_hidden_mapping_in/kernel:0', 'rembert/encoder/embedding_hidden_mapping_in/bias:0', \
+'rembert/encoder/layer_._0/attention/self/query/kernel:0']
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from . import blocks
-from .tensor_file import CheckpointError, TensorInfo, TensorReader, WriteBehind, atomic_write
+from .. import streaming
+from ..atomic import atomic_write
+from ..tensor_reader import CheckpointError, TensorInfo, TensorReader
+from ..weights import WeightEntry, get_head
+from ..write_behind import WriteBehind
+from .checkpoint_format import CheckpointFormat
 
 H5_NAME = "tf_model.h5"
+BACKBONE_SCOPE = "rembert"
 _ATTRIBUTE_LIMIT = 64512  # bytes an HDF5 object header holds for attributes
 ALIGNMENT = 64  # bytes; what Eigen (TensorFlow's tensors) requires of a buffer it uses without copying
+
+
+# -- names ------------------------------------------------------------------------------------------------------
+# Hugging Face's TF RemBERT names variables as Keras layers do: Dense "kernel"/"bias", LayerNormalization
+# "gamma"/"beta", the position and token-type tables "embeddings" (Keras Embedding layers), the word table and the
+# LM decoder "weight" (plain add_weight). Layer `i` of the encoder is the scope `layer_._i`, the LM head `mlm___cls`.
+_KERAS_EMBEDDINGS = ("embeddings.position_embeddings", "embeddings.token_type_embeddings")
+_LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta"}
+
+
+def variable_leaf(entry: WeightEntry) -> str:
+    """The Keras variable name of a parameter inside its layer: kernel, bias, gamma, beta, embeddings or weight.
+    Google's checkpoints use the same leaves (`rembert_spec.formats.google_tf`)."""
+    module, parameter = entry.name.rsplit(".", 1)
+    if module.endswith("LayerNorm"):
+        return _LAYER_NORM_LEAVES[parameter]
+    if entry.tf_transpose:
+        return "kernel"
+    if module in _KERAS_EMBEDDINGS:
+        return "embeddings"
+    return parameter
+
+
+def weight_name(entry: WeightEntry) -> str:
+    """The weight's name in tf_model.h5 without the saving model's scope: `rembert/encoder/layer_._0/.../kernel:0`."""
+    path = entry.name.rsplit(".", 1)[0].replace(".", "/")
+    path = re.sub(r"^cls/", "mlm___cls/", re.sub(r"\blayer/(\d+)", r"layer_._\1", path))
+    scope = f"{BACKBONE_SCOPE}/" if entry.in_backbone else ""
+    return f"{scope}{path}/{variable_leaf(entry)}:0"
+
+
+def _canonical_names(known: Mapping[str, WeightEntry]) -> Callable[[str], str | None]:
+    by_weight_name = {weight_name(entry): name for name, entry in known.items()}
+    # The first component of a key is the saving model's own scope (tf_rem_bert_for_masked_lm, ...).
+    return lambda key: by_weight_name.get(key.split("/", 1)[-1])
+
+
+# -- reading ----------------------------------------------------------------------------------------------------
 
 
 def _read_attribute_list(group: h5py.Group, name: str) -> list[str]:
@@ -113,12 +165,15 @@ class H5Reader(TensorReader):
             self._file = None
 
 
+# -- writing ----------------------------------------------------------------------------------------------------
+
+
 def write_h5(
     path: str | os.PathLike,
     plan: Iterable[tuple[str, str, tuple[int, ...], np.dtype]],
     fetch: Callable[[str], np.ndarray],
     progress: Callable[[int], None] | None = None,
-    block_bytes: int = blocks.BLOCK_BYTES,
+    block_bytes: int = streaming.BLOCK_BYTES,
 ) -> Path:
     """Write a Keras-2 h5 weights file. `plan` rows are (layer, full weight name, shape, dtype), in order.
 
@@ -176,10 +231,49 @@ def _write_data(
         return
     try:
         raw.seek(offset)
-        for block in blocks.row_blocks(array, dtype, block_bytes):
+        for block in streaming.row_blocks(array, dtype, block_bytes):
             raw.write(block.reshape(-1).view(np.uint8).data)
             write_behind.written()
             if progress is not None:
                 progress(block.nbytes)
     except OSError as e:
         raise OSError(e.errno, f"{path}: cannot write tensor {name!r} ({e.strerror or e})") from e
+
+
+# -- the format -----------------------------------------------------------------------------------------------
+
+
+def _write(
+    directory: Path,
+    entries: list[WeightEntry],
+    fetch: Callable[[WeightEntry], np.ndarray],
+    head: str,
+    dtype: np.dtype,
+    max_shard_size: int | str,
+    progress: Callable[[int], None] | None,
+) -> list[Path]:
+    """tf_model.h5, always one file (`max_shard_size` does not apply): each weight under the head's model scope."""
+    if dtype.name not in FORMAT.dtypes:
+        raise ValueError(f"{H5_NAME} cannot hold {dtype}; use float32 or float16")
+    scope = get_head(head).tf_scope
+    names = [weight_name(entry) for entry in entries]
+    by_key = {f"{scope}/{name}": entry for name, entry in zip(names, entries, strict=True)}
+    plan = [
+        (name.split("/", 1)[0], f"{scope}/{name}", entry.tf_shape, dtype)
+        for name, entry in zip(names, entries, strict=True)
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    return [write_h5(directory / H5_NAME, plan, lambda key: fetch(by_key[key]), progress)]
+
+
+FORMAT = CheckpointFormat(
+    name="tf_h5",
+    file_names=(H5_NAME,),
+    transposed=True,
+    dtypes=("float32", "float16", "float64"),
+    key=weight_name,
+    canonical_names=_canonical_names,
+    recognises=lambda path: path.name.endswith((".h5", ".hdf5")),
+    open=lambda path, copy_on_write: H5Reader(path, copy_on_write),
+    write=_write,
+)
