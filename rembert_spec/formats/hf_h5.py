@@ -256,12 +256,9 @@ def _write(
     if dtype.name not in FORMAT.dtypes:
         raise ValueError(f"{H5_NAME} cannot hold {dtype}; use float32 or float16")
     scope = get_head(head).tf_scope
-    names = [weight_name(entry) for entry in entries]
-    by_key = {f"{scope}/{name}": entry for name, entry in zip(names, entries, strict=True)}
-    plan = [
-        (name.split("/", 1)[0], f"{scope}/{name}", entry.tf_shape, dtype)
-        for name, entry in zip(names, entries, strict=True)
-    ]
+    by_key = {f"{scope}/{weight_name(entry)}": entry for entry in entries}
+    # Each weight goes in the group of its top-level layer: `rembert`, `mlm___cls`, `classifier`, ...
+    plan = [(key.split("/", 2)[1], key, entry.tf_shape, dtype) for key, entry in by_key.items()]
     directory.mkdir(parents=True, exist_ok=True)
     return [write_h5(directory / H5_NAME, plan, lambda key: fetch(by_key[key]), progress)]
 
