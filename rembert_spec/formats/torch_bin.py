@@ -58,7 +58,8 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 _SUPPORTED = "float32, float16, bfloat16, int64 and bool tensors (what RemBERT checkpoints hold)"
 # Names of torch's tensor machinery the reader does not take: other storage classes, the dtypes that come with
-# `_rebuild_tensor_v3` (float8, uint16, ...) and the other rebuild functions. They get "unsupported", not "refused".
+# `_rebuild_tensor_v3` (float8, uint16, ...), the other rebuild functions (tensors carrying Python attributes come
+# through `torch._tensor._rebuild_from_type_v2`). They get "unsupported", not "refused".
 _TORCH_MODULES = ("torch", "torch.storage", "torch._utils", "torch._tensor")
 _TORCH_DTYPE = re.compile(
     r"(b?float|u?int|q?u?int|complex|bits)\d\w*|bool|half|double|short|long|c?float|cdouble|chalf"
@@ -95,13 +96,6 @@ class _StorageType:
 
     name: str
     dtype: np.dtype
-
-
-@dataclass(frozen=True, slots=True)
-class _TensorClass:
-    """Stands in for torch.Tensor / torch.nn.Parameter as used by _rebuild_from_type_v2."""
-
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,34 +172,17 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
     return data
 
 
-def _rebuild_parameter_with_state(data: Any, requires_grad: Any, backward_hooks: Any, state: Any) -> _TensorRef:
-    return _rebuild_parameter(data)
-
-
 _REBUILD_FUNCTIONS: dict[str, Callable[..., _TensorRef]] = {
     "_rebuild_tensor_v2": _rebuild_tensor_v2,
     "_rebuild_parameter": _rebuild_parameter,
-    "_rebuild_parameter_with_state": _rebuild_parameter_with_state,
 }
-
-
-def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> _TensorRef:
-    """A tensor (or Parameter) carrying Python attributes: rebuild the tensor, drop the attributes."""
-    if func not in _REBUILD_FUNCTIONS.values() or not isinstance(new_type, _TensorClass):
-        raise ValueError(f"unsupported tensor subclass rebuild {_short(func)}, {_short(new_type)}")
-    if not isinstance(args, tuple):
-        raise ValueError("tensor rebuild arguments are not a tuple")
-    return func(*args)
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     """Every global a state-dict pickle may name, mapped to what this module uses in its place."""
     allowed: dict[tuple[str, str], Any] = {("collections", "OrderedDict"): collections.OrderedDict}
     allowed.update({("torch._utils", name): f for name, f in _REBUILD_FUNCTIONS.items()})
-    allowed[("torch._tensor", "_rebuild_from_type_v2")] = _rebuild_from_type_v2
     allowed.update({("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()})
-    for module, name in (("torch", "Tensor"), ("torch._tensor", "Tensor"), ("torch.nn.parameter", "Parameter")):
-        allowed[(module, name)] = _TensorClass(name)
     return allowed
 
 
@@ -284,11 +261,11 @@ class TorchBinReader(TensorReader):
     the tensors you read are paged in. `read` returns read-only arrays (views of the map; a copy for data
     that is not aligned to its dtype).
 
-    Supported: float32, float16, bfloat16, int64 and bool tensors; storage offsets, arbitrary strides
-    (transposed / expanded views) and storages shared by several tensors; Parameters and tensors with Python
-    attributes. Non-tensor values of the dict are skipped. Refused with CheckpointError: any other pickled global
-    (modules, optimizers, arbitrary callables), a top level that is not a dict, TorchScript archives, and (as
-    unsupported) other dtypes, big-endian archives, compressed records and the legacy pre-1.6 format.
+    Supported: float32, float16, bfloat16, int64 and bool tensors and Parameters; storage offsets, arbitrary
+    strides (transposed / expanded views) and storages shared by several tensors. Non-tensor values of the dict
+    are skipped. Refused with CheckpointError: any other pickled global (modules, optimizers, arbitrary
+    callables), a top level that is not a dict, TorchScript archives, and (as unsupported) other dtypes, tensors
+    carrying Python attributes, big-endian archives, compressed records and the legacy pre-1.6 format.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

@@ -81,9 +81,6 @@ def test_views_strides_offsets_and_shared_storage(tmp_path: Path) -> None:
         permuted=torch.arange(24, dtype=torch.int64).reshape(2, 3, 4).permute(2, 0, 1),
         parameter=torch.nn.Parameter(torch.ones(2, 2)),
     )
-    tagged = torch.ones(3)
-    tagged.note = "python attribute"  # pickled through torch._tensor._rebuild_from_type_v2
-    state["tagged"] = tagged
     reader = TorchBinReader(_save(state, tmp_path / "views.bin"))
     _assert_same(reader, state)
     base_array, transposed = reader.read("base"), reader.read("transposed")
@@ -199,6 +196,14 @@ def test_compressed_records_are_unsupported_by_name(tmp_path: Path) -> None:
     members = _members(_save({"a": torch.randn(4, 4)}, tmp_path / "plain.bin"))
     path = _write_archive(tmp_path / "deflated.bin", members, zipfile.ZIP_DEFLATED)
     with pytest.raises(CheckpointError, match=re.escape(f"{path}: unsupported compressed zip member ")):
+        TorchBinReader(path)
+
+
+def test_tensors_with_python_attributes_are_unsupported(tmp_path: Path) -> None:
+    tagged = torch.ones(3)
+    tagged.note = "python attribute"  # pickled through torch._tensor._rebuild_from_type_v2
+    path = _save({"w": torch.ones(2), "tagged": tagged}, tmp_path / "tagged.bin")
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: unsupported tensor type(s) torch._tensor.")):
         TorchBinReader(path)
 
 
