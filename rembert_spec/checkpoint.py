@@ -43,21 +43,17 @@ GOOGLE_TF = google_tf.FORMAT.name
 
 
 def find_weights_file(directory: str | os.PathLike, prefer: Iterable[str] = load_order("torch")) -> Path:
-    """The weights of a model directory: the first file found of the `prefer` formats, in order; failing those, a
-    checkpoint of another registered format (a Google checkpoint directory). Raises naming what was looked for."""
+    """The weights of a model directory: the first file found of the `prefer` formats, in order, else of the other
+    registered formats (a Google checkpoint directory's `checkpoint` file). Raises naming what was looked for."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such model directory")
-    prefer = tuple(prefer)
-    looked_for = []
-    for fmt in [get_format(name) for name in prefer]:
+    prefer = [get_format(name) for name in prefer]
+    for fmt in prefer + [fmt for fmt in FORMATS.values() if fmt not in prefer]:
         for name in fmt.file_names:
-            looked_for.append(name)
             if (directory / name).is_file():
                 return directory / name
-    for fmt in FORMATS.values():
-        if fmt.name not in prefer and fmt.recognises(directory):
-            return directory
+    looked_for = [name for fmt in prefer for name in fmt.file_names]
     raise CheckpointError(f"{directory}: no weights found (looked for {', '.join(looked_for)})")
 
 

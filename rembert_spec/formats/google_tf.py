@@ -693,10 +693,8 @@ def _canonical_names(known: Mapping[str, WeightEntry]) -> Callable[[str], str | 
 
 
 def _recognises(path: Path) -> bool:
-    """A prefix (`model.ckpt`, whose `model.ckpt.index` exists), its `.index` file, or a directory or `checkpoint`
-    state file naming one."""
-    if path.is_dir():
-        return (path / STATE_FILE).is_file()
+    """A prefix (`model.ckpt`, whose `model.ckpt.index` exists), its `.index` file, or the `checkpoint` state file
+    of its directory."""
     return path.name == STATE_FILE or path.name.endswith(".index") or Path(f"{path}.index").is_file()
 
 
