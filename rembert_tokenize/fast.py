@@ -23,13 +23,13 @@ from rembert_tokenize._base import TOKENIZER_FILE, VOCAB_FILE, RemBertTokenizerB
 from rembert_tokenize._charsmap import validate_precompiled_charsmap
 from rembert_tokenize._pipeline import SPIECE_UNDERLINE, build_normalizer
 from rembert_tokenize.errors import TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.model_file import SentencePieceModel
 
 
 def backend_from_model(model: SentencePieceModel, do_lower_case: bool, keep_accents: bool) -> Tokenizer:
     """Convert a sentencepiece Unigram model into a ``tokenizers`` pipeline (without post-processor)."""
     backend = Tokenizer(Unigram([(p.text, p.score) for p in model.pieces], unk_id=model.unk_id, byte_fallback=False))
-    backend.normalizer = build_normalizer(do_lower_case, keep_accents, model.normalizer.precompiled_charsmap)
+    backend.normalizer = build_normalizer(do_lower_case, keep_accents, model.precompiled_charsmap)
     backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always", split=True)
     backend.decoder = decoders.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always", split=True)
     whole = [RustAddedToken(text, normalized=False, special=is_control) for _, text, is_control in

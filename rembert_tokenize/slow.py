@@ -17,7 +17,7 @@ from rembert_tokenize._added import AddedToken, AddedVocabulary
 from rembert_tokenize._base import VOCAB_FILE, RemBertTokenizerBase
 from rembert_tokenize._pipeline import build_normalizer, metaspace, metaspace_words
 from rembert_tokenize.errors import TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.model_file import SentencePieceModel
 
 _Unit = str | tuple[int, str]  # text for sentencepiece, or (added token id, matched text)
 
@@ -120,7 +120,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
 
     def _setup_matching(self) -> None:
         self._normalizer = build_normalizer(
-            self.do_lower_case, self.keep_accents, self.model.normalizer.precompiled_charsmap
+            self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap
         )
         self.added.compile(self._normalizer.normalize_str)
 

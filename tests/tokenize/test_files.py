@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rembert_tokenize import RemBertTokenizer, RemBertTokenizerFast, TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.model_file import SentencePieceModel
 
 CLASSES = [RemBertTokenizer, RemBertTokenizerFast]
 HF_FILES = {"tokenizer_config.json", "special_tokens_map.json", "sentencepiece.model"}
@@ -157,7 +157,7 @@ def test_corrupted_model(model_bytes, sample_lines, tmp_path_factory, data):
 
 def test_corrupted_charsmap_is_refused(model_bytes):
     model = SentencePieceModel.from_bytes(model_bytes)
-    charsmap = model.normalizer.precompiled_charsmap
+    charsmap = model.precompiled_charsmap
     start = model_bytes.index(charsmap)
     broken = bytearray(model_bytes)
     broken[start + 4 : start + 4 + 64] = b"\xff" * 64  # trie units pointing far outside the array
@@ -206,6 +206,6 @@ def test_training_helper_is_deterministic(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     model = SentencePieceModel.from_file(second)
     assert [p.text for p in model.pieces[:5]] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-    assert model.normalizer.name == "identity" and not model.normalizer.precompiled_charsmap
+    assert model.normalizer_name == "identity" and not model.precompiled_charsmap
     with pytest.raises(ValueError, match="normalization"):
         train_sentencepiece(SAMPLE, tmp_path / "c", normalization="nfc")
