@@ -119,9 +119,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
         return len(self.model.pieces)
 
     def _setup_matching(self) -> None:
-        self._normalizer = build_normalizer(
-            self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap
-        )
+        self._normalizer = build_normalizer(self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap)
         self.added.compile(self._normalizer.normalize_str)
 
     # --- text to units --------------------------------------------------------------------------
