@@ -43,6 +43,9 @@ SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_
 class AddedToken:
     """A token matched whole in the text, with Hugging Face's flags.
 
+    ``normalized`` left at None means what ``tokenizers`` does: True for an ordinary token, False for a
+    special one (decided when the token is added, e.g. ``add_tokens(..., special_tokens=True)``).
+
     Example:
         >>> AddedToken("[MASK]", lstrip=True, special=True).lstrip
         True
@@ -52,29 +55,38 @@ class AddedToken:
     single_word: bool = False
     lstrip: bool = False
     rstrip: bool = False
-    normalized: bool = False
+    normalized: bool | None = None
     special: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.content, str):
+            raise TypeError(f"an added token's content must be a string, got {type(self.content).__name__}")
 
     @classmethod
     def coerce(cls, value: str | dict | AddedToken | object, special: bool | None = None) -> AddedToken:
-        """Build from a string, a ``tokenizer_config.json`` dict, or any object with the same attributes."""
+        """A resolved token from a string, a ``tokenizer_config.json`` dict, one of ours, or any object
+        with the same attributes (such as ``tokenizers.AddedToken``); ``special`` overrides its flag."""
         if isinstance(value, str):
-            return cls(value, special=bool(special))
-        if isinstance(value, dict):
-            fields = {k: value[k] for k in ("single_word", "lstrip", "rstrip", "normalized", "special") if k in value}
-            token = cls(str(value["content"]), **{k: bool(v) for k, v in fields.items()})
-            if "normalized" not in value:
-                token = replace(token, normalized=not token.special)
+            token = cls(value)
+        elif isinstance(value, AddedToken):
+            token = value
+        elif isinstance(value, dict):
+            names = ("single_word", "lstrip", "rstrip", "normalized", "special")
+            fields = {k: bool(value[k]) for k in names if k in value}
+            token = cls(str(value["content"]), **fields)
+        elif isinstance(getattr(value, "content", None), str):
+            flags = {k: bool(getattr(value, k, False)) for k in ("single_word", "lstrip", "rstrip", "special")}
+            normalized = getattr(value, "normalized", None)
+            # tokenizers reports an unset `normalized` as `not special`: keep it unset, so that it follows
+            # the final `special` as in tokenizers.
+            token = cls(value.content, normalized=None if normalized == (not flags["special"]) else normalized, **flags)
         else:
-            token = cls(
-                str(value.content),
-                bool(getattr(value, "single_word", False)),
-                bool(getattr(value, "lstrip", False)),
-                bool(getattr(value, "rstrip", False)),
-                bool(getattr(value, "normalized", False)),
-                bool(getattr(value, "special", False)),
-            )
-        return token if special is None else replace(token, special=special)
+            raise TypeError(f"expected a token as str, dict or AddedToken, got {type(value).__name__}")
+        if special is not None:
+            token = replace(token, special=special)
+        if token.normalized is None:
+            token = replace(token, normalized=not token.special)
+        return token
 
     def to_dict(self) -> dict:
         """The ``added_tokens_decoder`` entry of ``tokenizer_config.json``."""
@@ -115,6 +127,7 @@ class AddedVocabulary:
         A token already in the table keeps its id, a piece of the model takes the piece's id, anything
         else gets the next free id after the model's vocabulary. Call :meth:`compile` afterwards.
         """
+        token = AddedToken.coerce(token)
         token_id = self.by_content.get(token.content)
         if token_id is None:
             token_id = piece_to_id(token.content)
@@ -124,11 +137,15 @@ class AddedVocabulary:
         self.by_id[token_id] = token
         return token_id
 
-    def add_all(self, tokens: Iterable[AddedToken], piece_to_id: PieceToId) -> None:
-        """Add tokens in order, skipping empty ones and exact repeats."""
-        for token in tokens:
+    def add_all(self, tokens: Iterable[AddedToken], piece_to_id: PieceToId) -> int:
+        """Add tokens in order, skipping empty ones and exact repeats; return how many were not skipped
+        (what ``tokenizers`` and Hugging Face's ``add_tokens`` return)."""
+        added = 0
+        for token in map(AddedToken.coerce, tokens):
             if token.content and self.by_id.get(self.by_content.get(token.content, -1)) != token:
                 self.add(token, piece_to_id)
+                added += 1
+        return added
 
     def add_special(self, tokens: Iterable[tuple[AddedToken, bool]], piece_to_id: PieceToId) -> None:
         """Add special tokens as Hugging Face does: ``(token, given_as_object)`` pairs.

@@ -20,6 +20,7 @@ from tokenizers.models import Unigram
 
 from rembert_tokenize._added import AddedToken, AddedVocabulary
 from rembert_tokenize._base import TOKENIZER_FILE, VOCAB_FILE, RemBertTokenizerBase
+from rembert_tokenize._batch import Segments
 from rembert_tokenize._charsmap import validate_precompiled_charsmap
 from rembert_tokenize._pipeline import SPIECE_UNDERLINE, build_normalizer
 from rembert_tokenize.errors import TokenizerFileError
@@ -104,9 +105,8 @@ def _charsmaps(normalizer: Any) -> list[str]:
 class RemBertTokenizerFast(RemBertTokenizerBase):
     """RemBERT tokenizer on Hugging Face's Rust ``tokenizers`` library.
 
-    Same arguments and results as :class:`RemBertTokenizer`; also gives character offsets
-    (``return_offsets_mapping=True``). Built from ``tokenizer_file`` (a ``tokenizer.json``) if given,
-    otherwise converted from ``vocab_file`` (a sentencepiece Unigram model).
+    Same arguments and results as :class:`RemBertTokenizer`. Built from ``tokenizer_file`` (a
+    ``tokenizer.json``) if given, otherwise converted from ``vocab_file`` (a sentencepiece Unigram model).
 
     Example:
         >>> tokenizer = RemBertTokenizerFast(vocab_file="sentencepiece.model")  # doctest: +SKIP
@@ -221,9 +221,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._backend.encode_batch_fast(texts, add_special_tokens=False)]
 
-    def _encode_texts_with_offsets(self, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    def _align_texts(self, texts: list[str]) -> Segments:
         encodings = self._backend.encode_batch(texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [e.offsets for e in encodings]
+        return Segments.from_rows([e.ids for e in encodings], [e.offsets for e in encodings],
+                                  [e.word_ids for e in encodings], [e.tokens for e in encodings])  # fmt: skip
 
     def _tokenize_text(self, text: str) -> list[str]:
         return self._backend.encode(text, add_special_tokens=False).tokens
