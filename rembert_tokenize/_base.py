@@ -701,17 +701,26 @@ class RemBertTokenizerBase:
 
     @classmethod
     def _config_from_directory(cls, directory: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Constructor arguments for a saved directory: tokenizer_config.json (or, without it, what
-        tokenizer.json says), then special_tokens_map.json, then ``kwargs``; unknown ``kwargs`` are an error."""
+        """Constructor arguments for a saved directory, resolved as Hugging Face's ``from_pretrained`` does.
+
+        ``tokenizer_config.json`` first. A ``tokenizer.json`` is what a fast tokenizer runs, so the options
+        its normalizer implies (lowercasing, accents) and its added tokens win over the config. Without one,
+        options the config does not set take the defaults Hugging Face uses to convert a bare
+        sentencepiece model (those of its ``RemBertTokenizer``: ``do_lower_case=False``,
+        ``keep_accents=True``). Then special_tokens_map.json, then ``kwargs`` (unknown ones are an error).
+        """
         check_init_kwargs(cls, {k: v for k, v in kwargs.items() if k not in ("vocab_file", "tokenizer_file")})
         if not directory.is_dir():
             raise OSError(f"tokenizer directory not found: {directory} (only local directories are supported)")
-        if (directory / CONFIG_FILE).is_file():
-            config = read_json(directory / CONFIG_FILE)
-        elif (directory / TOKENIZER_FILE).is_file():
-            config = _options_from_tokenizer_json(directory / TOKENIZER_FILE)
+        config = read_json(directory / CONFIG_FILE) if (directory / CONFIG_FILE).is_file() else {}
+        if (directory / TOKENIZER_FILE).is_file():
+            implied = _options_from_tokenizer_json(directory / TOKENIZER_FILE)
+            if "added_tokens_decoder" in config:
+                implied.pop("added_tokens_decoder", None)
+            config.update(implied)
         else:
-            config = {}
+            config.setdefault("do_lower_case", False)
+            config.setdefault("keep_accents", True)
         init = {key: value for key, value in config.items() if key not in _IGNORED_CONFIG_KEYS}
         special_map_path = directory / SPECIAL_TOKENS_MAP_FILE
         if special_map_path.is_file():
