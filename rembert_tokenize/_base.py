@@ -423,33 +423,34 @@ class RemBertTokenizerBase:
             raise ValueError("padding needs a pad token: set tokenizer.pad_token, or add one with add_special_tokens")
         if add_special_tokens and (self.cls_token_id is None or self.sep_token_id is None):
             raise ValueError("add_special_tokens=True needs a cls_token and a sep_token")
-        first = self._segments(inputs.first, inputs.split, return_offsets_mapping)
-        second = None if inputs.second is None else self._segments(inputs.second, inputs.split, return_offsets_mapping)
-        pair = second is not None
-        n_special = self.num_special_tokens_to_add(pair) if add_special_tokens else 0
-        plan = _batch.plan_rows(
-            first.lengths, None if second is None else second.lengths, options, n_special, int(stride),
-            return_overflowing_tokens, self.truncation_side,
-        )  # fmt: skip
-        content = plan.first_length + (plan.second_length if pair else 0) + n_special
-        assembly = Assembly.build(plan, len(first.ids), add_special_tokens, pair, options.width(content), side)
-        texts = first.then(second)
-        fields = self._fields(assembly, texts, return_token_type_ids, return_attention_mask,
-                              return_special_tokens_mask, return_offsets_mapping)  # fmt: skip
-        data = {name: _convert(values, assembly, kind) for name, values in fields.items()}
-        if return_length:
-            data["length"] = assembly.lengths.tolist() if kind is None else _batch.ids_tensor(assembly.lengths, kind)
-        if return_overflowing_tokens:
-            mapping = plan.sample
-            data["overflow_to_sample_mapping"] = mapping.tolist() if kind is None else _batch.ids_tensor(mapping, kind)
+        with _batch.gc_paused():
+            first = self._segments(inputs.first, inputs.split, return_offsets_mapping)
+            second = None
+            if inputs.second is not None:
+                second = self._segments(inputs.second, inputs.split, return_offsets_mapping)
+            n_special = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
+            plan = _batch.plan_rows(first.lengths, None if second is None else second.lengths, options, n_special,
+                                    int(stride), return_overflowing_tokens, self.truncation_side)  # fmt: skip
+            content = plan.first_length + (0 if second is None else plan.second_length) + n_special
+            assembly = Assembly.build(plan, len(first.ids), add_special_tokens, second is not None,
+                                      options.width(content), side)  # fmt: skip
+            texts = first.then(second)
+            fields = self._fields(assembly, texts, return_token_type_ids, return_attention_mask,
+                                  return_special_tokens_mask, return_offsets_mapping)  # fmt: skip
+            data = {name: _convert(values, assembly, kind) for name, values in fields.items()}
+            if return_length:
+                data["length"] = _convert_1d(assembly.lengths, kind)
+            if return_overflowing_tokens:
+                data["overflow_to_sample_mapping"] = _convert_1d(plan.sample, kind)
         if not inputs.batched and kind is None and not return_overflowing_tokens:
             # One text in, one row out, without the batch axis (as Hugging Face's fast tokenizers do).
             data = {key: value[0] if value and isinstance(value[0], list) else value for key, value in data.items()}
 
         def make_encodings() -> list[Encoding]:
-            return self._encodings(inputs, texts, assembly, plan.sample)
+            with _batch.gc_paused():
+                return self._encodings(inputs, texts, assembly, plan.sample)
 
-        return BatchEncoding._from_call(data, make_encodings, 2 if pair else 1, self.is_fast)
+        return BatchEncoding._from_call(data, make_encodings, 1 if second is None else 2, self.is_fast)
 
     encode_plus = __call__
 
@@ -502,7 +503,7 @@ class RemBertTokenizerBase:
 
         ids, type_ids = rows(flat["input_ids"].tolist()), rows(flat["token_type_ids"].tolist())
         attention, special = rows(flat["attention_mask"].tolist()), rows(flat["special_tokens_mask"].tolist())
-        offsets = rows(list(map(tuple, flat["offset_mapping"].tolist())))
+        offsets = rows(_batch.pairs(flat["offset_mapping"]))
         words = rows(_none_below_zero(assembly.take(texts.words, -1, -1, -1)))
         sequences = rows(_none_below_zero(assembly.sequence_ids()))
         strings = (self.cls_token or "", self.sep_token or "", self.pad_token or "")
@@ -787,11 +788,14 @@ def _convert(flat: np.ndarray, assembly: Assembly, kind: str | None):
             )
         return _batch.ids_tensor(matrix, kind)
     if flat.ndim == 2:
-        pairs = list(map(tuple, flat.tolist()))
-        return _batch.split_rows(pairs, assembly.lengths)
+        return _batch.split_rows(_batch.pairs(flat), assembly.lengths)
     if matrix is not None:
         return matrix.tolist()
     return _batch.split_rows(flat.tolist(), assembly.lengths)
+
+
+def _convert_1d(values: np.ndarray, kind: str | None):
+    return values.tolist() if kind is None else _batch.ids_tensor(values, kind)
 
 
 def _decoder_entries(decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
