@@ -131,15 +131,42 @@ class RemBertTokenizerBase:
         given = dict(zip(SPECIAL_TOKEN_NAMES, values, strict=True))
         self._special = {name: special_token(name, value) for name, value in given.items() if value is not None}
         self._additional = [AddedToken.coerce(t, special=True) for t in kwargs.get("additional_special_tokens") or ()]
-        self.added = self._initial_added_vocabulary()
-        self.added.add_all(_decoder_entries(kwargs.get("added_tokens_decoder")), self._model_piece_to_id)
-        specials = [self._special[name] for name in SPECIAL_TOKEN_NAMES if name in self._special]
-        self.added.add_special(specials + [(t, True) for t in self._additional], self._model_piece_to_id)
-        self._setup_matching()
+        self.added = AddedVocabulary(self.vocab_size)
+        self.added.add_tokens(self._initial_added_tokens(), self._model_piece_to_id)
+        self._vocabulary_changed([])
+        self._add_to_vocabulary(self._tokens_to_register(kwargs.get("added_tokens_decoder")))
+
+    def _tokens_to_register(self, added_tokens_decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
+        """What Hugging Face's fast tokenizer adds once it is built: every ``added_tokens_decoder`` entry
+        (repeats are skipped by the vocabulary) and each special token that is not in the table yet (one
+        given as a token object always); all of them special if their text is a special token's."""
+        tokens = [
+            AddedToken.parse(value) for _, value in sorted((int(i), v) for i, v in (added_tokens_decoder or {}).items())
+        ]
+        present = set(self.added.by_content) | {token.content for token in tokens}
+        seen: set[str] = set()
+        roles = [self._special[name] for name in SPECIAL_TOKEN_NAMES if name in self._special]
+        for token, given_as_object in roles + [(token, True) for token in self._additional]:
+            if token.content in seen:
+                continue
+            seen.add(token.content)
+            if (given_as_object or token.content not in present) and token not in tokens:
+                tokens.append(token)
+        specials = set(self.all_special_tokens)
+        return [AddedToken.coerce(token, special=token.special or token.content in specials) for token in tokens]
+
+    def _add_to_vocabulary(self, tokens: list[AddedToken]) -> int:
+        """One ``add_tokens`` step of the vocabulary, for both the Python table and the subclass's model."""
+        if not tokens:
+            return 0
+        added = self.added.add_tokens(tokens, self._model_piece_to_id)
+        self._vocabulary_changed(tokens)
+        return added
 
     # --- hooks for the subclasses ---------------------------------------------------------------
 
-    def _initial_added_vocabulary(self) -> AddedVocabulary:
+    def _initial_added_tokens(self) -> list[AddedToken]:
+        """The added tokens the tokenizer starts from, in id order (step 1 of :mod:`rembert_tokenize._added`)."""
         raise NotImplementedError
 
     def _model_piece_to_id(self, piece: str) -> int | None:
@@ -148,8 +175,8 @@ class RemBertTokenizerBase:
     def _model_id_to_piece(self, index: int) -> str | None:
         raise NotImplementedError
 
-    def _setup_matching(self) -> None:
-        """Called whenever the added-token table changed."""
+    def _vocabulary_changed(self, tokens: list[AddedToken]) -> None:
+        """Called after ``tokens`` went into the added-token table in one step (``[]`` after step 1)."""
         raise NotImplementedError
 
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
@@ -266,9 +293,7 @@ class RemBertTokenizerBase:
         if isinstance(new_tokens, (str, AddedToken)) or not isinstance(new_tokens, (list, tuple)):
             new_tokens = [new_tokens]
         tokens = [AddedToken.coerce(token, special=True if special_tokens else None) for token in new_tokens]
-        added = self.added.add_all(tokens, self._model_piece_to_id)
-        self._setup_matching()
-        return added
+        return self._add_to_vocabulary(tokens)
 
     def add_special_tokens(
         self, special_tokens_dict: Mapping[str, Any], replace_additional_special_tokens: bool = True
@@ -585,7 +610,7 @@ class RemBertTokenizerBase:
         return [self._clean(text, clean_up_tokenization_spaces) for text in self._decode_rows(rows)]
 
     def _decode_skip_ids(self) -> set[int]:
-        return {index for index, token in self.added.by_id.items() if token.special}
+        return {index for index, token in self.added.by_id.items() if self.added.is_special(token.content)}
 
     def _decode_ids(self, ids: list[int]) -> str:
         tokens = [token for token in map(self._id_to_token, ids) if token is not None]
@@ -705,7 +730,8 @@ class RemBertTokenizerBase:
         """Constructor arguments for a saved directory, resolved as Hugging Face's ``from_pretrained`` does.
 
         ``tokenizer_config.json`` first. A ``tokenizer.json`` is what a fast tokenizer runs, so the options
-        its normalizer implies (lowercasing, accents) and its added tokens win over the config. Without one,
+        its normalizer implies (lowercasing, accents) win over the config, and both classes start from its
+        added tokens (``tokenizer_file``). Without one,
         options the config does not set take the defaults Hugging Face uses to convert a bare
         sentencepiece model (those of its ``RemBertTokenizer``: ``do_lower_case=False``,
         ``keep_accents=True``). Then special_tokens_map.json, then ``kwargs`` (unknown ones are an error).
@@ -714,15 +740,13 @@ class RemBertTokenizerBase:
         if not directory.is_dir():
             raise OSError(f"tokenizer directory not found: {directory} (only local directories are supported)")
         config = read_json(directory / CONFIG_FILE) if (directory / CONFIG_FILE).is_file() else {}
-        if (directory / TOKENIZER_FILE).is_file():
-            implied = _options_from_tokenizer_json(directory / TOKENIZER_FILE)
-            if "added_tokens_decoder" in config:
-                implied.pop("added_tokens_decoder", None)
-            config.update(implied)
-        else:
-            config.setdefault("do_lower_case", False)
-            config.setdefault("keep_accents", True)
         init = {key: value for key, value in config.items() if key not in _IGNORED_CONFIG_KEYS}
+        if (directory / TOKENIZER_FILE).is_file():
+            init.update(_options_from_tokenizer_json(directory / TOKENIZER_FILE))
+            init["tokenizer_file"] = directory / TOKENIZER_FILE
+        else:
+            init.setdefault("do_lower_case", False)
+            init.setdefault("keep_accents", True)
         special_map_path = directory / SPECIAL_TOKENS_MAP_FILE
         if special_map_path.is_file():
             for key, value in read_json(special_map_path).items():
@@ -798,31 +822,14 @@ def _convert_1d(values: np.ndarray, kind: str | None):
     return values.tolist() if kind is None else _batch.ids_tensor(values, kind)
 
 
-def _decoder_entries(decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
-    if not decoder:
-        return []
-    entries = sorted((int(index), value) for index, value in decoder.items())
-    return [AddedToken.coerce(value) for _, value in entries]
-
-
 def _options_from_tokenizer_json(path: Path) -> dict[str, Any]:
     """The options a ``tokenizer.json`` implies, for a directory without tokenizer_config.json.
 
     Its normalizer says whether text is lowercased (a ``Lowercase`` step) and whether accents are kept
-    (no ``StripAccents`` step); its ``added_tokens`` are the added-token table.
+    (no ``StripAccents`` step).
     """
-    data = read_json(path)
-    steps = _normalizer_steps(data.get("normalizer"))
-    options: dict[str, Any] = {
-        "do_lower_case": "Lowercase" in steps,
-        "keep_accents": "StripAccents" not in steps,
-    }
-    added = data.get("added_tokens")
-    if isinstance(added, list):
-        options["added_tokens_decoder"] = {
-            str(entry["id"]): entry for entry in added if isinstance(entry, dict) and "id" in entry
-        }
-    return options
+    steps = _normalizer_steps(read_json(path).get("normalizer"))
+    return {"do_lower_case": "Lowercase" in steps, "keep_accents": "StripAccents" not in steps}
 
 
 def _normalizer_steps(normalizer: Any) -> list[str]:

@@ -5,7 +5,7 @@ Accepted forms, as in Hugging Face:
 - ``text`` a string (one text), a list of strings (a batch), or a list of ``(text, pair)`` tuples;
   ``text_pair`` a string or a list with one entry per text;
 - with ``is_split_into_words=True``, a text is a list of words: ``text`` is a list of strings (one
-  text) or a list of such lists (a batch), and a batch item may also be a ``(words, pair_words)`` tuple.
+  text) or a list of such lists (a batch); ``text_pair`` has the same form.
 
 Example:
     >>> parse_inputs(["a b", "c"], ["x", "y"], False)
@@ -75,23 +75,12 @@ def _parse_words(text: Any, text_pair: Any) -> Inputs:
         _check_words(text_pair, "text_pair")
         return Inputs([list(text)], [list(text_pair)], False, True)
     items = list(text)
-    if text_pair is not None:
-        pairs = _batch_pairs(text_pair, len(items))
-        for index, (words, pair) in enumerate(zip(items, pairs, strict=True)):
-            _check_words(words, f"text[{index}]")
-            _check_words(pair, f"text_pair[{index}]")
-        return Inputs([list(w) for w in items], [list(w) for w in pairs], True, True)
-    if all(_is_word_pair(item) for item in items):
-        firsts, seconds = _split_pairs(items)
-    elif any(_is_word_pair(item) for item in items):
-        raise TypeError("a batch mixes word lists and (words, pair_words) tuples; use one form for every item")
-    else:
-        firsts, seconds = items, None
-    for index, words in enumerate(firsts):
+    pairs = None if text_pair is None else _batch_pairs(text_pair, len(items))
+    for index, words in enumerate(items):
         _check_words(words, f"text[{index}]")
-        if seconds is not None:
-            _check_words(seconds[index], f"text_pair[{index}]")
-    return Inputs([list(w) for w in firsts], None if seconds is None else [list(w) for w in seconds], True, True)
+        if pairs is not None:
+            _check_words(pairs[index], f"text_pair[{index}]")
+    return Inputs([list(w) for w in items], None if pairs is None else [list(w) for w in pairs], True, True)
 
 
 def _batch_pairs(text_pair: Any, size: int) -> list:
@@ -107,10 +96,6 @@ def _split_pairs(items: list) -> tuple[list, list]:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise ValueError(f"text[{index}] is {item!r}: each item of a batch of pairs must be a (text, pair) tuple")
     return [item[0] for item in items], [item[1] for item in items]
-
-
-def _is_word_pair(item: Any) -> bool:
-    return isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(part, (list, tuple)) for part in item)
 
 
 def _check_texts(items: list, name: str) -> None:

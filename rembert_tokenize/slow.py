@@ -14,11 +14,12 @@ from typing import Any
 import sentencepiece as spm
 from tokenizers import NormalizedString, PreTokenizedString, Token
 
-from rembert_tokenize._added import AddedToken, AddedVocabulary
+from rembert_tokenize._added import AddedToken
 from rembert_tokenize._base import VOCAB_FILE, RemBertTokenizerBase
 from rembert_tokenize._batch import Segments
 from rembert_tokenize._pipeline import SPIECE_UNDERLINE, build_normalizer, metaspace, metaspace_words
 from rembert_tokenize.errors import TokenizerFileError
+from rembert_tokenize.fast import added_tokens_of_tokenizer_json
 from rembert_tokenize.model_file import SentencePieceModel
 
 _Unit = str | tuple[int, str]  # text for sentencepiece, or (added token id, matched text)
@@ -55,6 +56,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
     def __init__(
         self,
         vocab_file: str | os.PathLike,
+        tokenizer_file: str | os.PathLike | None = None,
         do_lower_case: bool = True,
         remove_space: bool = True,
         keep_accents: bool = False,
@@ -68,6 +70,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
         **kwargs: Any,
     ):
         self.vocab_file = str(vocab_file)
+        self.tokenizer_file = None if tokenizer_file is None else str(tokenizer_file)
         self.model = SentencePieceModel.from_file(vocab_file)
         self._load_segmenter()
         super().__init__(
@@ -105,11 +108,13 @@ class RemBertTokenizer(RemBertTokenizerBase):
         except (RuntimeError, OSError) as exc:
             raise TokenizerFileError(self.vocab_file, f"sentencepiece cannot load it: {exc}") from None
 
-    def _initial_added_vocabulary(self) -> AddedVocabulary:
-        vocabulary = AddedVocabulary(len(self.model.pieces))
-        for index, text, is_control in self.model.matched_whole_pieces():
-            vocabulary.add(AddedToken(text, normalized=False, special=is_control), lambda _text, index=index: index)
-        return vocabulary
+    def _initial_added_tokens(self) -> list[AddedToken]:
+        """The model's control and user-defined pieces, as Hugging Face's converter adds them; or the
+        added tokens of ``tokenizer_file``, as the fast tokenizer loading it starts from."""
+        if self.tokenizer_file is not None:
+            return added_tokens_of_tokenizer_json(self.tokenizer_file)
+        return [AddedToken(text, normalized=False, special=is_control) for _, text, is_control in
+                self.model.matched_whole_pieces()]  # fmt: skip
 
     def _model_piece_to_id(self, piece: str) -> int | None:
         return self._piece_ids.get(piece)
@@ -121,8 +126,9 @@ class RemBertTokenizer(RemBertTokenizerBase):
     def vocab_size(self) -> int:
         return len(self.model.pieces)
 
-    def _setup_matching(self) -> None:
-        self._normalizer = build_normalizer(self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap)
+    def _vocabulary_changed(self, tokens: list[AddedToken]) -> None:
+        if getattr(self, "_normalizer", None) is None:
+            self._normalizer = build_normalizer(self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap)
         self.added.compile(self._normalizer.normalize_str)
 
     # --- text to units --------------------------------------------------------------------------
@@ -339,4 +345,5 @@ class RemBertTokenizer(RemBertTokenizerBase):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._load_segmenter()
-        self._setup_matching()
+        self._normalizer = None
+        self._vocabulary_changed([])
