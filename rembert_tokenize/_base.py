@@ -448,6 +448,13 @@ class RemBertTokenizerBase:
             raise ValueError("padding needs a pad token: set tokenizer.pad_token, or add one with add_special_tokens")
         if add_special_tokens and (self.cls_token_id is None or self.sep_token_id is None):
             raise ValueError("add_special_tokens=True needs a cls_token and a sep_token")
+        single_budget = None if options.max_length is None else options.max_length - self.num_special_tokens_to_add()
+        if options.truncation != "do_not_truncate" and single_budget is not None and 0 <= single_budget < stride:
+            # Hugging Face's fast tokenizer refuses this when truncation is set up, whatever the texts.
+            raise ValueError(
+                f"stride ({stride}) must be smaller than the number of tokens a truncated text keeps per row "
+                f"(at most max_length - {self.num_special_tokens_to_add()} = {single_budget}); use a smaller stride"
+            )
         with _batch.gc_paused():
             first = self._segments(inputs.first, inputs.split, return_offsets_mapping)
             second = None
