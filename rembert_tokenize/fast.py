@@ -259,6 +259,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         paths = []
         if self.model is not None:
             paths += self.save_vocabulary(str(directory), prefix.rstrip("-") or None)
+        from rembert_spec.tensor_file import atomic_write
+
         tokenizer_path = directory / f"{prefix}{TOKENIZER_FILE}"
-        self._backend.save(str(tokenizer_path))
+        self._set_template()  # the special tokens as they are now, so that other libraries build the same rows
+        with atomic_write(tokenizer_path) as tmp:
+            self._backend.save(str(tmp))
         return [*paths, str(tokenizer_path)]
