@@ -180,7 +180,7 @@ def positions(lengths: np.ndarray) -> np.ndarray:
 def split_rows(values: list, lengths: np.ndarray) -> list[list]:
     """Cut a flat Python list back into rows."""
     ends = np.cumsum(lengths).tolist()
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends[:-1]] if ends else []
     return [values[start:end] for start, end in zip(starts, ends, strict=True)]
 
 

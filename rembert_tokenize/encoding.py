@@ -143,9 +143,9 @@ class BatchEncoding(dict):
     """The result of calling a tokenizer: a dict of fields that also allows attribute access.
 
     Like Hugging Face's ``BatchEncoding``: ``encoding[i]`` is the :class:`Encoding` of row ``i``;
-    ``encoding[a:b]`` slices every field; ``tokens(i)``, ``word_ids(i)``, ``sequence_ids(i)`` and the
+    ``tokens(i)``, ``word_ids(i)``, ``sequence_ids(i)`` and the
     ``char_to_token`` / ``token_to_chars`` / ``word_to_tokens`` / ``token_to_word`` family map between
-    text and tokens; ``convert_to_tensors`` and ``to(device)`` convert and move the fields.
+    text and tokens (``encoding[a:b]`` gives rows too; without the alignment it slices every field); ``convert_to_tensors`` and ``to(device)`` convert and move the fields.
 
     Example:
         >>> encoding = BatchEncoding({"input_ids": [2, 17, 3], "attention_mask": [1, 1, 1]})
@@ -193,12 +193,14 @@ class BatchEncoding(dict):
             raise AttributeError(f"BatchEncoding has no field {name!r} (fields: {list(self)})") from None
 
     def __getitem__(self, item):
+        # As in Hugging Face: a field by name; with the alignment, rows (Encodings) by index or slice;
+        # without it, a slice of every field.
         if isinstance(item, str):
             return dict.__getitem__(self, item)
+        if isinstance(item, (int, slice)) and self.encodings is not None:
+            return self.encodings[item]
         if isinstance(item, slice):
             return {key: value[item] for key, value in self.items()}
-        if isinstance(item, int):
-            return self._rows("indexing with an integer")[item]
         raise KeyError(f"BatchEncoding keys are field names (str), row indices (int) or slices, got {item!r}")
 
     @property

@@ -209,3 +209,30 @@ def test_training_helper_is_deterministic(tmp_path):
     assert model.normalizer_name == "identity" and not model.precompiled_charsmap
     with pytest.raises(ValueError, match="normalization"):
         train_sentencepiece(SAMPLE, tmp_path / "c", normalization="nfc")
+
+
+@pytest.mark.parametrize("layout", ["model", "model+json", "model+config", "model+json+config", "json"])
+def test_directory_without_full_config(spm_model, tmp_path, layout):
+    """Whatever files a directory holds, both classes give Hugging Face's fast tokenizer's ids."""
+    import shutil
+
+    _, hf_fast = _hf_classes()
+    source = tmp_path / "source"
+    RemBertTokenizerFast(vocab_file=spm_model, do_lower_case=False, keep_accents=True).save_pretrained(source)
+    directory = tmp_path / layout
+    directory.mkdir()
+    if "model" in layout:
+        shutil.copy(spm_model, directory / "sentencepiece.model")
+    if "json" in layout:
+        shutil.copy(source / "tokenizer.json", directory / "tokenizer.json")
+    if "config" in layout:
+        (directory / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 64}))
+    text = ["Hello World Köln", "Ça coûte 25 €, n'est-ce pas? [MASK] [mask]"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = hf_fast.from_pretrained(directory)(text, return_offsets_mapping=True)
+    classes = [RemBertTokenizerFast] if layout == "json" else CLASSES
+    for cls in classes:
+        got = cls.from_pretrained(directory)(text, return_offsets_mapping=True)
+        assert dict(got) == dict(want)
+        assert got.tokens(1) == want.tokens(1)
