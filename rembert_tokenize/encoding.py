@@ -142,10 +142,11 @@ class Encoding:
 class BatchEncoding(dict):
     """The result of calling a tokenizer: a dict of fields that also allows attribute access.
 
-    Like Hugging Face's ``BatchEncoding``: ``encoding[i]`` is the :class:`Encoding` of row ``i``;
-    ``tokens(i)``, ``word_ids(i)``, ``sequence_ids(i)`` and the
-    ``char_to_token`` / ``token_to_chars`` / ``word_to_tokens`` / ``token_to_word`` family map between
-    text and tokens (``encoding[a:b]`` gives rows too; without the alignment it slices every field); ``convert_to_tensors`` and ``to(device)`` convert and move the fields.
+    Like Hugging Face's ``BatchEncoding``: ``encoding[i]`` is the :class:`Encoding` of row ``i``
+    (``encoding[a:b]`` a list of them; without alignment, a slice of every field); ``tokens(i)``,
+    ``word_ids(i)``, ``sequence_ids(i)`` and the ``char_to_token`` / ``token_to_chars`` /
+    ``word_to_tokens`` / ``token_to_word`` family map between text and tokens; ``convert_to_tensors``
+    and ``to(device)`` convert and move the fields.
 
     Example:
         >>> encoding = BatchEncoding({"input_ids": [2, 17, 3], "attention_mask": [1, 1, 1]})
