@@ -182,8 +182,9 @@ class RemBertTokenizerBase:
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
         raise NotImplementedError
 
-    def _align_texts(self, texts: list[str]) -> Segments:
-        """Ids, character offsets, word indices and token strings of each text (no special tokens)."""
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
+        """Ids, character offsets, word indices and (if ``tokens``) token strings of each text, without
+        special tokens."""
         raise NotImplementedError
 
     def _tokenize_text(self, text: str) -> list[str]:
@@ -490,14 +491,15 @@ class RemBertTokenizerBase:
         """``tokenizer(batch, ...)`` under Hugging Face's older name."""
         return self(batch_text_or_text_pairs, **kwargs)
 
-    def _segments(self, sequences: list, split: bool, align: bool) -> Segments:
-        """The tokens of each text (or of each list of words, when ``split``)."""
+    def _segments(self, sequences: list, split: bool, align: bool, tokens: bool = False) -> Segments:
+        """The tokens of each text (or of each list of words, when ``split``): ids, and with ``align`` their
+        offsets and word indices, and with ``tokens`` their strings too."""
         if split:
             counts = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
             words = [word for sequence in sequences for word in sequence]
-            return self._segments(words, False, align).grouped(counts)
+            return self._segments(words, False, align, tokens).grouped(counts)
         if align:
-            return self._align_texts(sequences)
+            return self._align_texts(sequences, tokens)
         return Segments.from_ids(self._encode_texts(sequences))
 
     def _fields(self, assembly: Assembly, texts: Segments, type_ids, attention, special_mask, offsets) -> dict:
@@ -518,9 +520,9 @@ class RemBertTokenizerBase:
 
     def _encodings(self, inputs: Inputs, texts: Segments, assembly: Assembly, sample: np.ndarray) -> list[Encoding]:
         """The rows of a call with their alignment (computed when a BatchEncoding is first asked for it)."""
-        if texts.offsets is None:
-            first = self._segments(inputs.first, inputs.split, True)
-            second = None if inputs.second is None else self._segments(inputs.second, inputs.split, True)
+        if texts.tokens is None:
+            first = self._segments(inputs.first, inputs.split, True, True)
+            second = None if inputs.second is None else self._segments(inputs.second, inputs.split, True, True)
             aligned = first.then(second)
             if not np.array_equal(aligned.ids, texts.ids):
                 raise RuntimeError(

@@ -191,8 +191,8 @@ def split_rows(values: list, lengths: np.ndarray) -> list[list]:
 class Segments:
     """The tokens of a list of texts (no special tokens) as flat arrays, plus one length per text.
 
-    ``offsets`` (character spans in each text), ``words`` (word index of each token in its text) and
-    ``tokens`` (token strings) are there when the alignment was asked for.
+    ``offsets`` (character spans in each text) and ``words`` (word index of each token in its text) are
+    there when the alignment was asked for, ``tokens`` (token strings) when all of it was.
     """
 
     ids: np.ndarray
@@ -206,11 +206,13 @@ class Segments:
         return cls(*ragged(rows))
 
     @classmethod
-    def from_rows(cls, ids: list, offsets: list, words: list, tokens: list) -> Segments:
-        """From per-text lists of ids, ``(start, end)`` offsets, word indices and token strings."""
-        flat, lengths = ragged(ids)
+    def from_rows(cls, ids: list, offsets: list, words: list, tokens: list | None) -> Segments:
+        """From per-text lists of ids, ``(start, end)`` offsets, word indices and token strings (optional)."""
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.concatenate([np.asarray(row, dtype=np.int64) for row in ids]) if ids else np.zeros(0, np.int64)
         spans = np.fromiter(chain.from_iterable(chain.from_iterable(offsets)), dtype=np.int64, count=2 * len(flat))
-        return cls(flat, lengths, spans.reshape(-1, 2), ragged(words)[0], list(chain.from_iterable(tokens)))
+        strings = None if tokens is None else list(chain.from_iterable(tokens))
+        return cls(flat, lengths, spans.reshape(-1, 2), ragged(words)[0], strings)
 
     def grouped(self, counts: np.ndarray) -> Segments:
         """Texts that were the words of pre-split sequences (``counts[i]`` words each), joined back into
@@ -228,6 +230,7 @@ class Segments:
         if self.offsets is not None:
             offsets = np.concatenate([self.offsets, other.offsets])
             words = np.concatenate([self.words, other.words])
+        if self.tokens is not None:
             tokens = self.tokens + other.tokens
         return Segments(np.concatenate([self.ids, other.ids]), np.concatenate([self.lengths, other.lengths]),
                         offsets, words, tokens)  # fmt: skip

@@ -239,10 +239,11 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._backend.encode_batch_fast(texts, add_special_tokens=False)]
 
-    def _align_texts(self, texts: list[str]) -> Segments:
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
         encodings = self._backend.encode_batch(texts, add_special_tokens=False)
+        strings = [e.tokens for e in encodings] if tokens else None
         return Segments.from_rows([e.ids for e in encodings], [e.offsets for e in encodings],
-                                  [e.word_ids for e in encodings], [e.tokens for e in encodings])  # fmt: skip
+                                  [e.word_ids for e in encodings], strings)  # fmt: skip
 
     def _tokenize_text(self, text: str) -> list[str]:
         return self._backend.encode(text, add_special_tokens=False).tokens

@@ -249,7 +249,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
 
     # --- alignment --------------------------------------------------------------------------------
 
-    def _align_texts(self, texts: list[str]) -> Segments:
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
         """Ids with character offsets, word indices and token strings.
 
         Each text goes through the fast tokenizer's splits (added tokens as written, normalisation, added
