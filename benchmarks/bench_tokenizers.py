@@ -13,6 +13,8 @@ Three workloads, each timed as the best of several runs after a warm-up, printed
 3. scaling: one long text of 0.25 MB and of 1 MB, ids and then ids with offsets; the time per MB stays flat
    when the work is linear in the length.
 
+Each round of timing runs every side once, so that load from other work on the machine hits all sides alike.
+
 Usage:
     python benchmarks/bench_tokenizers.py [--lines 4000] [--documents 64] [--repeats 5] [--model sentencepiece.model]
 
@@ -59,15 +61,18 @@ def documents(count: int, lines_per_document: int = 60, seed: int = 1) -> tuple[
     return questions, contexts
 
 
-def best_time(function, repeats: int) -> float:
-    """Best wall time of ``repeats`` runs, after one warm-up run."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(functions: dict, repeats: int) -> dict:
+    """Best wall time of each function over ``repeats`` rounds, after a warm-up round. Each round runs every
+    function once, so a burst of load on the (shared) machine hits all sides alike."""
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    best = dict.fromkeys(functions, float("inf"))
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def build_tokenizers(model: Path) -> dict:
@@ -112,24 +117,24 @@ def main() -> None:
         questions, contexts = documents(args.documents)
         hf_fast = tokenizers["HF fast"]
 
-        batch = {name: best_time(lambda t=t: t(lines, **BATCH_CALL), args.repeats) for name, t in tokenizers.items()}
+        batch = best_times({name: lambda t=t: t(lines, **BATCH_CALL) for name, t in tokenizers.items()}, args.repeats)
 
         windows = hf_fast(questions, contexts, **QA_CALL)
         for name in ("ours slow", "ours fast"):
             assert dict(tokenizers[name](questions, contexts, **QA_CALL)) == dict(windows), name
-        qa = {name: best_time(lambda t=tokenizers[name]: t(questions, contexts, **QA_CALL), args.repeats)
-              for name in ("ours slow", "ours fast", "HF fast")}  # fmt: skip
+        qa = best_times({name: lambda t=tokenizers[name]: t(questions, contexts, **QA_CALL)
+                         for name in ("ours slow", "ours fast", "HF fast")}, args.repeats)  # fmt: skip
 
         text = " ".join(batch_of_lines(20000, seed=2))
         scaling = {}
         for size in (250_000, 1_000_000):
             piece = text[:size]
+            calls = {}
             for name in ("ours slow", "ours fast", "HF fast"):
                 tokenizer = tokenizers[name]
-                scaling[name, size, "ids"] = best_time(lambda t=tokenizer, p=piece: t(p), 2)
-                scaling[name, size, "offsets"] = best_time(
-                    lambda t=tokenizer, p=piece: t(p, return_offsets_mapping=True), 2
-                )
+                calls[name, size, "ids"] = lambda t=tokenizer, p=piece: t(p)
+                calls[name, size, "offsets"] = lambda t=tokenizer, p=piece: t(p, return_offsets_mapping=True)
+            scaling.update(best_times(calls, 3))
 
     print(f"1. batch encoding: {args.lines} lines, {BATCH_CALL}")
     print(f"{'':28} {'ours (s)':>10} {'HF (s)':>10} {'ours/HF':>8}  target")

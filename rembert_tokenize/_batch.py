@@ -191,8 +191,8 @@ def split_rows(values: list, lengths: np.ndarray) -> list[list]:
 class Segments:
     """The tokens of a list of texts (no special tokens) as flat arrays, plus one length per text.
 
-    ``offsets`` (character spans in each text) and ``words`` (word index of each token in its text) are
-    there when the alignment was asked for, ``tokens`` (token strings) when all of it was.
+    ``offsets`` (character spans in each text) are there when offsets were asked for; ``words`` (word index
+    of each token in its text) and ``tokens`` (token strings) when the whole alignment was.
     """
 
     ids: np.ndarray
@@ -206,13 +206,14 @@ class Segments:
         return cls(*ragged(rows))
 
     @classmethod
-    def from_rows(cls, ids: list, offsets: list, words: list, tokens: list | None) -> Segments:
-        """From per-text lists of ids, ``(start, end)`` offsets, word indices and token strings (optional)."""
+    def from_rows(cls, ids: list, offsets: list, words: list | None = None, tokens: list | None = None) -> Segments:
+        """From per-text lists of ids and ``(start, end)`` offsets, and optionally word indices and strings."""
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.concatenate([np.asarray(row, dtype=np.int64) for row in ids]) if ids else np.zeros(0, np.int64)
         spans = np.fromiter(chain.from_iterable(chain.from_iterable(offsets)), dtype=np.int64, count=2 * len(flat))
+        flat_words = None if words is None else ragged(words)[0]
         strings = None if tokens is None else list(chain.from_iterable(tokens))
-        return cls(flat, lengths, spans.reshape(-1, 2), ragged(words)[0], strings)
+        return cls(flat, lengths, spans.reshape(-1, 2), flat_words, strings)
 
     def grouped(self, counts: np.ndarray) -> Segments:
         """Texts that were the words of pre-split sequences (``counts[i]`` words each), joined back into
@@ -220,7 +221,7 @@ class Segments:
         owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         lengths = np.bincount(owner, weights=self.lengths, minlength=len(counts)).astype(np.int64)
         words = np.repeat(positions(counts), self.lengths)
-        return Segments(self.ids, lengths, self.offsets, None if self.offsets is None else words, self.tokens)
+        return Segments(self.ids, lengths, self.offsets, None if self.words is None else words, self.tokens)
 
     def then(self, other: Segments | None) -> Segments:
         """These tokens followed by ``other``'s (the table an :class:`Assembly` takes values from)."""
@@ -229,6 +230,7 @@ class Segments:
         offsets = words = tokens = None
         if self.offsets is not None:
             offsets = np.concatenate([self.offsets, other.offsets])
+        if self.words is not None:
             words = np.concatenate([self.words, other.words])
         if self.tokens is not None:
             tokens = self.tokens + other.tokens

@@ -241,9 +241,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
         encodings = self._backend.encode_batch(texts, add_special_tokens=False)
-        strings = [e.tokens for e in encodings] if tokens else None
-        return Segments.from_rows([e.ids for e in encodings], [e.offsets for e in encodings],
-                                  [e.word_ids for e in encodings], strings)  # fmt: skip
+        ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+        if not tokens:
+            return Segments.from_rows(ids, offsets)
+        return Segments.from_rows(ids, offsets, [e.word_ids for e in encodings], [e.tokens for e in encodings])
 
     def _tokenize_text(self, text: str) -> list[str]:
         return self._backend.encode(text, add_special_tokens=False).tokens
