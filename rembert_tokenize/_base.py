@@ -107,42 +107,45 @@ class RemBertTokenizerBase:
         pad_token: str | AddedToken = "<pad>",
         cls_token: str | AddedToken = "[CLS]",
         mask_token: str | AddedToken = "[MASK]",
+        *,
+        model_max_length: int | None = None,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        clean_up_tokenization_spaces: bool = False,
+        additional_special_tokens: Sequence[str | AddedToken] | None = None,
+        added_tokens_decoder: Mapping[int | str, Any] | None = None,
+        model_input_names: Sequence[str] | None = None,
         _config_extras: Mapping[str, Any] | None = None,
-        **kwargs: Any,
+        **unknown: Any,
     ):
-        check_init_kwargs(type(self), kwargs)
-        padding_side = kwargs.get("padding_side", "right")
-        truncation_side = kwargs.get("truncation_side", "right")
-        if padding_side not in ("right", "left") or truncation_side not in ("right", "left"):
-            raise ValueError("padding_side and truncation_side must be 'right' or 'left'")
+        check_init_kwargs(type(self), unknown)
+        self.padding_side = _side(padding_side, "padding_side")
+        self.truncation_side = _side(truncation_side, "truncation_side")
         self.do_lower_case = bool(do_lower_case)
         self.remove_space = bool(remove_space)
         self.keep_accents = bool(keep_accents)
-        model_max_length = kwargs.get("model_max_length")
         self.model_max_length = _batch.VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
-        self.padding_side = padding_side
-        self.truncation_side = truncation_side
-        self.clean_up_tokenization_spaces = bool(kwargs.get("clean_up_tokenization_spaces", False))
-        if kwargs.get("model_input_names") is not None:
-            self.model_input_names = list(kwargs["model_input_names"])
+        self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        if model_input_names is not None:
+            self.model_input_names = list(model_input_names)
         self.pad_token_type_id = 0
+        # Keys of tokenizer_config.json that this library does not use: kept, and saved again.
         self.extra_init_kwargs = {k: v for k, v in (_config_extras or {}).items() if k not in _IGNORED_CONFIG_KEYS}
         values = (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)
         given = dict(zip(SPECIAL_TOKEN_NAMES, values, strict=True))
         self._special = {name: special_token(name, value) for name, value in given.items() if value is not None}
-        self._additional = [AddedToken.coerce(t, special=True) for t in kwargs.get("additional_special_tokens") or ()]
+        self._additional = [AddedToken.coerce(t, special=True) for t in additional_special_tokens or ()]
         self.added = AddedVocabulary(self.vocab_size)
         self.added.add_tokens(self._initial_added_tokens(), self._model_piece_to_id)
         self._vocabulary_changed([])
-        self._add_to_vocabulary(self._tokens_to_register(kwargs.get("added_tokens_decoder")))
+        self._add_to_vocabulary(self._tokens_to_register(added_tokens_decoder))
 
     def _tokens_to_register(self, added_tokens_decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
         """What Hugging Face's fast tokenizer adds once it is built: every ``added_tokens_decoder`` entry
         (repeats are skipped by the vocabulary) and each special token that is not in the table yet (one
         given as a token object always); all of them special if their text is a special token's."""
-        tokens = [
-            AddedToken.parse(value) for _, value in sorted((int(i), v) for i, v in (added_tokens_decoder or {}).items())
-        ]
+        entries = sorted((int(index), value) for index, value in (added_tokens_decoder or {}).items())
+        tokens = [AddedToken.parse(value) for _, value in entries]
         present = set(self.added.by_content) | {token.content for token in tokens}
         seen: set[str] = set()
         roles = [self._special[name] for name in SPECIAL_TOKEN_NAMES if name in self._special]
