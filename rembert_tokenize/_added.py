@@ -166,6 +166,13 @@ class AddedVocabulary:
         highest = max(self.by_content.values())
         return highest + 1 if highest >= self.vocab_size or self.vocab_size == 0 else self.vocab_size
 
+    def reloaded(self, piece_to_id: PieceToId) -> AddedVocabulary:
+        """The table as ``tokenizers`` has it after a save and load (or a pickle): the current tokens, added
+        in id order in one step, the history of earlier versions gone."""
+        fresh = AddedVocabulary(self.vocab_size)
+        fresh.add_tokens([token for _, token in self.tokens_in_id_order()], piece_to_id)
+        return fresh
+
     def tokens_in_id_order(self) -> list[tuple[int, AddedToken]]:
         return sorted(self.by_id.items())
 

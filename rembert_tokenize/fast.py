@@ -225,6 +225,11 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         if backend != self.added.by_id:
             raise RuntimeError("the tokenizers backend and the added-token table disagree; please report this")
 
+    def __setstate__(self, state: dict) -> None:
+        # The backend pickles as its tokenizer.json, so it comes back as if reloaded: so does the table.
+        self.__dict__.update(state)
+        self.added = self.added.reloaded(self._model_piece_to_id)
+
     def _set_template(self) -> None:
         """``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` for a converted model (saved in tokenizer.json)."""
         cls, sep = self.cls_token, self.sep_token

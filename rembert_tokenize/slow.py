@@ -344,6 +344,8 @@ class RemBertTokenizer(RemBertTokenizerBase):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        # As the fast tokenizer (whose backend pickles as tokenizer.json), come back as if reloaded.
+        self.added = self.added.reloaded(self._model_piece_to_id)
         self._load_segmenter()
         self._normalizer = None
         self._vocabulary_changed([])

@@ -51,11 +51,22 @@ def check(trio, *args, **kwargs) -> None:
         assert_same(ours(*args, **kwargs), theirs)
 
 
+def check_decode(trio, ids) -> None:
+    slow, fast, hf = trio
+    for skip in (False, True):
+        for clean_up in (False, True):
+            want = hf.batch_decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up)
+            for ours in (slow, fast):
+                assert ours.batch_decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up) == want
+                assert ours.decode(ids[0], skip_special_tokens=skip, clean_up_tokenization_spaces=clean_up) == want[0]
+
+
 def test_multilingual_texts(trio):
     for text in MULTILINGUAL:
         check(trio, text, **CALL)
     check(trio, MULTILINGUAL, **CALL)
     check(trio, MULTILINGUAL, MULTILINGUAL[::-1], padding=True, **CALL)
+    check_decode(trio, trio[2](MULTILINGUAL, MULTILINGUAL[::-1])["input_ids"])
 
 
 def test_multilingual_texts_keeping_case_and_accents(spm_models):
@@ -88,11 +99,7 @@ def test_generated_texts_with_added_tokens(added_trio, batch):
     check(added_trio, batch, **CALL)
     check(added_trio, batch, batch[::-1], **CALL)
     slow, fast, hf = added_trio
-    ids = hf(batch)["input_ids"]
-    for skip in (False, True):
-        want = hf.batch_decode(ids, skip_special_tokens=skip)
-        for ours in (slow, fast):
-            assert ours.batch_decode(ids, skip_special_tokens=skip) == want
+    check_decode(added_trio, hf(batch)["input_ids"])
     for text in batch:
         assert slow.tokenize(text) == fast.tokenize(text) == hf.tokenize(text)
 

@@ -52,6 +52,18 @@ def test_adding_tokens_like_hugging_face(spm_model):
         assert ours.add_tokens([]) == 0 and ours.add_tokens("newword") == 0
 
 
+def test_pickled_after_adding(spm_model):
+    """A pickled tokenizer comes back as Hugging Face's does (its backend travels as tokenizer.json)."""
+    import pickle
+
+    trio = fresh_tokenizers(spm_model)
+    for tokenizer in trio:
+        add_vocabulary(tokenizer)
+    slow, fast, hf = (pickle.loads(pickle.dumps(tokenizer)) for tokenizer in trio)
+    for ours in (slow, fast):
+        _same_tokenizer(ours, hf)
+
+
 def test_add_special_tokens_replaces_the_additional_list(spm_model):
     from tokenizers import AddedToken as HFAddedToken  # what Hugging Face users pass; ours accept it too
 
