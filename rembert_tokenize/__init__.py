@@ -10,9 +10,18 @@ Example:
 """
 
 from rembert_tokenize._added import AddedToken
-from rembert_tokenize._base import BatchEncoding
+from rembert_tokenize.encoding import BatchEncoding, CharSpan, Encoding, TokenSpan
 from rembert_tokenize.errors import TokenizerFileError
 from rembert_tokenize.fast import RemBertTokenizerFast
 from rembert_tokenize.slow import RemBertTokenizer
 
-__all__ = ["AddedToken", "BatchEncoding", "RemBertTokenizer", "RemBertTokenizerFast", "TokenizerFileError"]
+__all__ = [
+    "AddedToken",
+    "BatchEncoding",
+    "CharSpan",
+    "Encoding",
+    "RemBertTokenizer",
+    "RemBertTokenizerFast",
+    "TokenSpan",
+    "TokenizerFileError",
+]

@@ -1,22 +1,26 @@
 """Added tokens: the strings matched whole in the text before the Unigram model sees it.
 
-The table is built exactly like the one Hugging Face's fast tokenizer ends up with, so that both of
-our tokenizers (and a ``tokenizer.json`` written by either library) agree on it:
+:class:`AddedVocabulary` keeps its table the way the ``tokenizers`` library does, because matching
+depends on more than the final table: ``tokenizers`` remembers every token it was given, in order, in
+two lists (the first version of each special token; every version of the other tokens), and matches
+the tokens of those lists marked ``normalized=False`` as written in the raw text (leftmost, then
+longest), then those marked ``normalized=True``, in their normalised form, in the normalised text in
+between. A token re-added with other flags therefore keeps matching the old way too (Hugging Face's
+RemBERT ``[MASK]`` is matched as written *and* after normalisation for that reason). The flags used
+for a match (``lstrip``/``rstrip``/``single_word``) are those of the token's current entry.
 
-1. the model's control and user-defined pieces, in id order (control pieces are special);
-2. the entries of ``added_tokens_decoder`` from ``tokenizer_config.json``, in id order;
-3. the special tokens that are not there yet (a mask token given as text matches with the spaces in
-   front of it, and after normalisation, like Hugging Face's ``[MASK]``).
+How a tokenizer fills the table (both of ours, exactly as Hugging Face's fast tokenizer does):
 
-Matching follows the ``tokenizers`` library: every token is first looked for as written in the raw text
-(leftmost, then longest); tokens with ``normalized=True`` are then also looked for, in their normalised
-form, in the normalised pieces in between. ``lstrip``/``rstrip`` take the Unicode white space next to a
-match along.
+1. one call with the tokens it starts from: the sentencepiece model's control and user-defined pieces
+   (in id order, control pieces special), or the ``added_tokens`` of a ``tokenizer.json``;
+2. one call with the ``added_tokens_decoder`` entries of ``tokenizer_config.json`` and the special
+   tokens not in the table yet (a special token given as a token object always goes in);
+3. a call per ``add_tokens`` / ``add_special_tokens``.
 
 Example:
     >>> vocab = AddedVocabulary(vocab_size=10)
-    >>> vocab.add(AddedToken("[CLS]", special=True), {"[CLS]": 2}.get)
-    2
+    >>> vocab.add_tokens([AddedToken("[CLS]", special=True)], {"[CLS]": 2}.get)
+    1
     >>> vocab.compile(str.lower)
     >>> vocab.split_raw("a[CLS]b")
     ['a', (2, '[CLS]'), 'b']
@@ -25,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 
@@ -37,11 +42,15 @@ WHITE_SPACE = frozenset(
 PieceToId = Callable[[str], "int | None"]
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+_FLAGS = ("single_word", "lstrip", "rstrip", "normalized", "special")
 
 
 @dataclass(frozen=True)
 class AddedToken:
     """A token matched whole in the text, with Hugging Face's flags.
+
+    ``normalized`` left at None means what ``tokenizers`` does: True for an ordinary token, False for a
+    special one (decided when the token is added, e.g. ``add_tokens(..., special_tokens=True)``).
 
     Example:
         >>> AddedToken("[MASK]", lstrip=True, special=True).lstrip
@@ -52,33 +61,46 @@ class AddedToken:
     single_word: bool = False
     lstrip: bool = False
     rstrip: bool = False
-    normalized: bool = False
+    normalized: bool | None = None
     special: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.content, str):
+            raise TypeError(f"an added token's content must be a string, got {type(self.content).__name__}")
+
+    @classmethod
+    def parse(cls, value: str | dict | AddedToken | object) -> AddedToken:
+        """A token, not yet resolved, from a string, a ``tokenizer_config.json`` dict, one of ours, or any
+        object with the same attributes (such as ``tokenizers.AddedToken``)."""
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, AddedToken):
+            return value
+        if isinstance(value, dict):
+            if not isinstance(value.get("content"), str):
+                raise TypeError(f"an added token needs a 'content' string, got {value!r}")
+            return cls(value["content"], **{k: bool(value[k]) for k in _FLAGS if k in value})
+        if isinstance(getattr(value, "content", None), str):
+            flags = {k: bool(getattr(value, k, False)) for k in ("single_word", "lstrip", "rstrip", "special")}
+            normalized = getattr(value, "normalized", None)
+            # tokenizers reports an unset `normalized` as `not special`: keep it unset, so that it follows
+            # the final `special` as in tokenizers.
+            return cls(value.content, normalized=None if normalized == (not flags["special"]) else normalized, **flags)
+        raise TypeError(f"expected a token as str, dict or AddedToken, got {type(value).__name__}")
 
     @classmethod
     def coerce(cls, value: str | dict | AddedToken | object, special: bool | None = None) -> AddedToken:
-        """Build from a string, a ``tokenizer_config.json`` dict, or any object with the same attributes."""
-        if isinstance(value, str):
-            return cls(value, special=bool(special))
-        if isinstance(value, dict):
-            fields = {k: value[k] for k in ("single_word", "lstrip", "rstrip", "normalized", "special") if k in value}
-            token = cls(str(value["content"]), **{k: bool(v) for k, v in fields.items()})
-            if "normalized" not in value:
-                token = replace(token, normalized=not token.special)
-        else:
-            token = cls(
-                str(value.content),
-                bool(getattr(value, "single_word", False)),
-                bool(getattr(value, "lstrip", False)),
-                bool(getattr(value, "rstrip", False)),
-                bool(getattr(value, "normalized", False)),
-                bool(getattr(value, "special", False)),
-            )
-        return token if special is None else replace(token, special=special)
+        """:meth:`parse`, then ``special`` (if given) overrides the flag and ``normalized`` is resolved."""
+        token = cls.parse(value)
+        if special is not None:
+            token = replace(token, special=special)
+        if token.normalized is None:
+            token = replace(token, normalized=not token.special)
+        return token
 
     def to_dict(self) -> dict:
         """The ``added_tokens_decoder`` entry of ``tokenizer_config.json``."""
-        data = asdict(self)
+        data = asdict(AddedToken.coerce(self))
         return {key: data[key] for key in ("content", "lstrip", "normalized", "rstrip", "single_word", "special")}
 
     def __str__(self) -> str:
@@ -99,56 +121,64 @@ def special_token(name: str, value: str | dict | AddedToken | object) -> tuple[A
 
 
 class AddedVocabulary:
-    """The added-token table (id -> token) and the matching that splits text around its tokens."""
+    """The added-token table (id -> token), its history, and the matching that splits text around it."""
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
         self.by_id: dict[int, AddedToken] = {}
         self.by_content: dict[str, int] = {}
+        self._specials: list[AddedToken] = []  # the first version of each special token, in order
+        self._special_contents: set[str] = set()
+        self._others: list[AddedToken] = []  # every version of the other tokens, in order
         self._raw = self._normalized = _Matcher({}, {})
 
-    # --- building the table ---------------------------------------------------------------------
+    def add_tokens(self, tokens: Iterable[AddedToken | str], piece_to_id: PieceToId) -> int:
+        """Add tokens exactly as ``tokenizers`` does; return how many were not skipped as empty or repeats.
 
-    def add(self, token: AddedToken, piece_to_id: PieceToId) -> int:
-        """Add or update one token the way ``tokenizers`` does; return its id.
-
-        A token already in the table keeps its id, a piece of the model takes the piece's id, anything
-        else gets the next free id after the model's vocabulary. Call :meth:`compile` afterwards.
+        A token already in the table keeps its id (its entry takes the new flags), a piece of the model
+        takes the piece's id, anything else gets the next id after the vocabulary and the added tokens.
+        Call :meth:`compile` afterwards.
         """
-        token_id = self.by_content.get(token.content)
-        if token_id is None:
-            token_id = piece_to_id(token.content)
-        if token_id is None:
-            token_id = self._next_id()
-        self.by_content[token.content] = token_id
-        self.by_id[token_id] = token
-        return token_id
-
-    def add_all(self, tokens: Iterable[AddedToken], piece_to_id: PieceToId) -> None:
-        """Add tokens in order, skipping empty ones and exact repeats."""
+        tokens = [AddedToken.coerce(token) for token in tokens]
         for token in tokens:
-            if token.content and self.by_id.get(self.by_content.get(token.content, -1)) != token:
-                self.add(token, piece_to_id)
-
-    def add_special(self, tokens: Iterable[tuple[AddedToken, bool]], piece_to_id: PieceToId) -> None:
-        """Add special tokens as Hugging Face does: ``(token, given_as_object)`` pairs.
-
-        A special token given as plain text is added only if its text is not in the table yet; one given
-        as a token object (like the mask token, which RemBERT wraps to strip the space before it) always
-        replaces the entry, flags included.
-        """
-        for token, given_as_object in tokens:
-            if given_as_object or token.content not in self.by_content:
-                self.add_all([token], piece_to_id)
+            if token.special and token.content and token.content not in self._special_contents:
+                self._specials.append(token)
+                self._special_contents.add(token.content)
+        skipped = 0
+        for token in tokens:
+            if not token.content or token in self.by_id.values():
+                skipped += 1
+                continue
+            token_id = self.by_content.get(token.content)
+            if token_id is None:
+                token_id = piece_to_id(token.content)
+            if token_id is None:
+                token_id = self._next_id()
+            self.by_content[token.content] = token_id
+            self.by_id[token_id] = token
+            if token.content not in self._special_contents:
+                self._others.append(token)
+        return len(tokens) - skipped
 
     def _next_id(self) -> int:
-        if not self.by_id:
+        if not self.by_content:
             return self.vocab_size
-        highest = max(self.by_id)
-        return highest + 1 if highest >= self.vocab_size else self.vocab_size
+        highest = max(self.by_content.values())
+        return highest + 1 if highest >= self.vocab_size or self.vocab_size == 0 else self.vocab_size
+
+    def reloaded(self, piece_to_id: PieceToId) -> AddedVocabulary:
+        """The table as ``tokenizers`` has it after a save and load (or a pickle): the current tokens, added
+        in id order in one step, the history of earlier versions gone."""
+        fresh = AddedVocabulary(self.vocab_size)
+        fresh.add_tokens([token for _, token in self.tokens_in_id_order()], piece_to_id)
+        return fresh
 
     def tokens_in_id_order(self) -> list[tuple[int, AddedToken]]:
         return sorted(self.by_id.items())
+
+    def is_special(self, content: str) -> bool:
+        """Whether a token was ever added as special (what decoding with ``skip_special_tokens`` drops)."""
+        return content in self._special_contents
 
     @property
     def extra_size(self) -> int:
@@ -161,10 +191,12 @@ class AddedVocabulary:
         """Prepare the two matchers; ``normalize`` gives the normalised form of ``normalized`` tokens."""
         raw: dict[str, int] = {}
         normalized: dict[str, int] = {}
-        for token_id, token in self.tokens_in_id_order():
-            raw.setdefault(token.content, token_id)
+        for token in self._specials + self._others:
+            token_id = self.by_content[token.content]
             if token.normalized:
                 normalized.setdefault(normalize(token.content), token_id)
+            else:
+                raw.setdefault(token.content, token_id)
         self._raw = _Matcher(raw, self.by_id)
         self._normalized = _Matcher({k: v for k, v in normalized.items() if k}, self.by_id)
 
@@ -232,10 +264,16 @@ def _strip_right(text: str, stop: int) -> int:
     return stop
 
 
-_WORD_CHAR = re.compile(r"\w")
+def _is_word_character(char: str) -> bool:
+    """Rust's regex ``\\w`` (Unicode): letters, marks, decimal digits, letter numbers, connector
+    punctuation, the joiners, and the other alphabetic characters such as circled letters."""
+    category = unicodedata.category(char)
+    return (
+        category[0] in "LM" or category in ("Nd", "Nl", "Pc") or char in "\u200c\u200d" or "\u24b6" <= char <= "\u24e9"
+    )
 
 
 def _is_single_word(text: str, start: int, stop: int) -> bool:
-    before = start == 0 or not _WORD_CHAR.match(text[start - 1])
-    after = stop == len(text) or not _WORD_CHAR.match(text[stop])
+    before = start == 0 or not _is_word_character(text[start - 1])
+    after = stop == len(text) or not _is_word_character(text[stop])
     return before and after

@@ -1,11 +1,14 @@
-"""What both RemBERT tokenizers share: arguments, special tokens, the call API, decoding, saving.
+"""What both RemBERT tokenizers share: arguments, special tokens, vocabulary, the call API, decoding, saving.
 
-A subclass only has to turn texts into token ids (without special tokens), look pieces up, and say how
-it is saved; batching, truncation, padding and tensors come from :mod:`rembert_tokenize._batch`.
+A subclass only turns texts into token ids without special tokens (``_encode_texts``), or into ids with
+their alignment (``_align_texts``: offsets, word indices, token strings), looks pieces up, and says how it
+is saved. Batching, truncation windows, padding and tensors come from :mod:`rembert_tokenize._batch`,
+and every field of every row is laid out there once for both tokenizers.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -17,8 +20,11 @@ import numpy as np
 
 from rembert_tokenize import _batch
 from rembert_tokenize._added import SPECIAL_TOKEN_NAMES, AddedToken, AddedVocabulary, special_token
-from rembert_tokenize._batch import BatchOptions, Layout
+from rembert_tokenize._batch import Assembly, BatchOptions, Segments
+from rembert_tokenize._inputs import Inputs, parse_inputs
+from rembert_tokenize._pad import PadValues, pad_features
 from rembert_tokenize._pipeline import metaspace_decode
+from rembert_tokenize.encoding import BatchEncoding, Encoding
 from rembert_tokenize.errors import TokenizerFileError
 
 logger = logging.getLogger(__name__)
@@ -38,24 +44,18 @@ _IGNORED_CONFIG_KEYS = {
     "vocab_file",
     "processor_class",
 }
+# Keyword arguments of the constructors besides the ones they spell out.
+_INIT_OPTIONS = {
+    "model_max_length",
+    "padding_side",
+    "truncation_side",
+    "clean_up_tokenization_spaces",
+    "additional_special_tokens",
+    "added_tokens_decoder",
+    "model_input_names",
+}
 _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]  # fmt: skip
-
-
-class BatchEncoding(dict):
-    """The result of calling a tokenizer: a dict that also allows attribute access.
-
-    Example:
-        >>> encoding = BatchEncoding({"input_ids": [2, 17, 3], "attention_mask": [1, 1, 1]})
-        >>> encoding.input_ids == encoding["input_ids"]
-        True
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def read_json(path: Path) -> dict:
@@ -71,8 +71,22 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_json(path: Path, data: dict) -> None:
+    """Write a JSON file atomically (a failed write leaves the previous file, never half of one)."""
+    from rembert_spec.tensor_file import atomic_write
+
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def check_init_kwargs(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """Unknown keyword arguments are a TypeError naming them (a typo must not pass silently)."""
+    unknown = sorted(set(kwargs) - _INIT_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"it accepts its named arguments and {sorted(_INIT_OPTIONS)}"
+        )
 
 
 class RemBertTokenizerBase:
@@ -93,38 +107,69 @@ class RemBertTokenizerBase:
         pad_token: str | AddedToken = "<pad>",
         cls_token: str | AddedToken = "[CLS]",
         mask_token: str | AddedToken = "[MASK]",
+        *,
         model_max_length: int | None = None,
         padding_side: str = "right",
         truncation_side: str = "right",
         clean_up_tokenization_spaces: bool = False,
         additional_special_tokens: Sequence[str | AddedToken] | None = None,
         added_tokens_decoder: Mapping[int | str, Any] | None = None,
-        **kwargs: Any,
+        model_input_names: Sequence[str] | None = None,
+        _config_extras: Mapping[str, Any] | None = None,
+        **unknown: Any,
     ):
-        if padding_side not in ("right", "left") or truncation_side not in ("right", "left"):
-            raise ValueError("padding_side and truncation_side must be 'right' or 'left'")
+        check_init_kwargs(type(self), unknown)
+        self.padding_side = _side(padding_side, "padding_side")
+        self.truncation_side = _side(truncation_side, "truncation_side")
         self.do_lower_case = bool(do_lower_case)
         self.remove_space = bool(remove_space)
         self.keep_accents = bool(keep_accents)
         self.model_max_length = _batch.VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
-        self.padding_side = padding_side
-        self.truncation_side = truncation_side
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        if model_input_names is not None:
+            self.model_input_names = list(model_input_names)
         self.pad_token_type_id = 0
-        self.extra_init_kwargs = {k: v for k, v in kwargs.items() if k not in _IGNORED_CONFIG_KEYS}
+        # Keys of tokenizer_config.json that this library does not use: kept, and saved again.
+        self.extra_init_kwargs = {k: v for k, v in (_config_extras or {}).items() if k not in _IGNORED_CONFIG_KEYS}
         values = (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)
         given = dict(zip(SPECIAL_TOKEN_NAMES, values, strict=True))
         self._special = {name: special_token(name, value) for name, value in given.items() if value is not None}
         self._additional = [AddedToken.coerce(t, special=True) for t in additional_special_tokens or ()]
-        self.added = self._initial_added_vocabulary()
-        self.added.add_all(_decoder_entries(added_tokens_decoder), self._model_piece_to_id)
-        specials = [self._special[name] for name in SPECIAL_TOKEN_NAMES if name in self._special]
-        self.added.add_special(specials + [(t, True) for t in self._additional], self._model_piece_to_id)
-        self._setup_matching()
+        self.added = AddedVocabulary(self.vocab_size)
+        self.added.add_tokens(self._initial_added_tokens(), self._model_piece_to_id)
+        self._vocabulary_changed([])
+        self._add_to_vocabulary(self._tokens_to_register(added_tokens_decoder))
+
+    def _tokens_to_register(self, added_tokens_decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
+        """What Hugging Face's fast tokenizer adds once it is built: every ``added_tokens_decoder`` entry
+        (repeats are skipped by the vocabulary) and each special token that is not in the table yet (one
+        given as a token object always); all of them special if their text is a special token's."""
+        entries = sorted((int(index), value) for index, value in (added_tokens_decoder or {}).items())
+        tokens = [AddedToken.parse(value) for _, value in entries]
+        present = set(self.added.by_content) | {token.content for token in tokens}
+        seen: set[str] = set()
+        roles = [self._special[name] for name in SPECIAL_TOKEN_NAMES if name in self._special]
+        for token, given_as_object in roles + [(token, True) for token in self._additional]:
+            if token.content in seen:
+                continue
+            seen.add(token.content)
+            if (given_as_object or token.content not in present) and token not in tokens:
+                tokens.append(token)
+        specials = set(self.all_special_tokens)
+        return [AddedToken.coerce(token, special=token.special or token.content in specials) for token in tokens]
+
+    def _add_to_vocabulary(self, tokens: list[AddedToken]) -> int:
+        """One ``add_tokens`` step of the vocabulary, for both the Python table and the subclass's model."""
+        if not tokens:
+            return 0
+        added = self.added.add_tokens(tokens, self._model_piece_to_id)
+        self._vocabulary_changed(tokens)
+        return added
 
     # --- hooks for the subclasses ---------------------------------------------------------------
 
-    def _initial_added_vocabulary(self) -> AddedVocabulary:
+    def _initial_added_tokens(self) -> list[AddedToken]:
+        """The added tokens the tokenizer starts from, in id order (step 1 of :mod:`rembert_tokenize._added`)."""
         raise NotImplementedError
 
     def _model_piece_to_id(self, piece: str) -> int | None:
@@ -133,16 +178,17 @@ class RemBertTokenizerBase:
     def _model_id_to_piece(self, index: int) -> str | None:
         raise NotImplementedError
 
-    def _setup_matching(self) -> None:
+    def _vocabulary_changed(self, tokens: list[AddedToken]) -> None:
+        """Called after ``tokens`` went into the added-token table in one step (``[]`` after step 1)."""
         raise NotImplementedError
 
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
         raise NotImplementedError
 
-    def _encode_texts_with_offsets(self, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-        raise NotImplementedError(
-            "return_offsets_mapping is not available with the slow (sentencepiece) tokenizer; use RemBertTokenizerFast"
-        )
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
+        """Ids, character offsets, word indices and (if ``tokens``) token strings of each text, without
+        special tokens."""
+        raise NotImplementedError
 
     def _tokenize_text(self, text: str) -> list[str]:
         raise NotImplementedError
@@ -161,30 +207,42 @@ class RemBertTokenizerBase:
         entry = self._special.get(name)
         return None if entry is None else entry[0].content
 
-    bos_token = property(lambda self: self._special_content("bos_token"))
-    eos_token = property(lambda self: self._special_content("eos_token"))
-    unk_token = property(lambda self: self._special_content("unk_token"))
-    sep_token = property(lambda self: self._special_content("sep_token"))
-    pad_token = property(lambda self: self._special_content("pad_token"))
-    cls_token = property(lambda self: self._special_content("cls_token"))
-    mask_token = property(lambda self: self._special_content("mask_token"))
+    def _set_special(self, name: str, value: str | AddedToken | None) -> None:
+        """``tokenizer.pad_token = ...``: change which token plays the role (the vocabulary is unchanged,
+        as in Hugging Face; use ``add_special_tokens`` to add a new one)."""
+        if value is None:
+            self._special.pop(name, None)
+        elif isinstance(value, str):
+            self._special[name] = (AddedToken(value, special=True), False)
+        else:
+            self._special[name] = (AddedToken.coerce(value, special=True), True)
 
     def _special_id(self, name: str) -> int | None:
         content = self._special_content(name)
         return None if content is None else self.convert_tokens_to_ids(content)
 
-    bos_token_id = property(lambda self: self._special_id("bos_token"))
-    eos_token_id = property(lambda self: self._special_id("eos_token"))
-    unk_token_id = property(lambda self: self._special_id("unk_token"))
-    sep_token_id = property(lambda self: self._special_id("sep_token"))
-    pad_token_id = property(lambda self: self._special_id("pad_token"))
-    cls_token_id = property(lambda self: self._special_id("cls_token"))
-    mask_token_id = property(lambda self: self._special_id("mask_token"))
+    @property
+    def _pad_token(self) -> str | None:
+        # Hugging Face's data collators read this private name to decide whether padding is possible.
+        return self.pad_token
 
     @property
-    def special_tokens_map(self) -> dict[str, str]:
+    def additional_special_tokens(self) -> list[str]:
+        return [t.content for t in self._additional]
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, tokens: Sequence[str | AddedToken] | None) -> None:
+        self._additional = [AddedToken.coerce(t, special=True) for t in tokens or ()]
+
+    @property
+    def additional_special_tokens_ids(self) -> list[int]:
+        return self.convert_tokens_to_ids(self.additional_special_tokens)
+
+    @property
+    def special_tokens_map(self) -> dict[str, Any]:
         """Special token names and their text, e.g. ``{"cls_token": "[CLS]", ...}``."""
-        tokens: dict[str, Any] = {name: self._special_content(name) for name in self._special}
+        names = [name for name in SPECIAL_TOKEN_NAMES if name in self._special]
+        tokens: dict[str, Any] = {name: self._special_content(name) for name in names}
         if self._additional:
             tokens["additional_special_tokens"] = [t.content for t in self._additional]
         return tokens
@@ -204,9 +262,18 @@ class RemBertTokenizerBase:
         """The added-token table: id -> token with its matching flags."""
         return dict(self.added.tokens_in_id_order())
 
+    @property
+    def added_tokens_encoder(self) -> dict[str, int]:
+        """The added-token table: text -> id."""
+        return {token.content: index for index, token in self.added.tokens_in_id_order()}
+
+    def get_added_vocab(self) -> dict[str, int]:
+        return self.added_tokens_encoder
+
     # --- vocabulary -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
+        """Size of the full vocabulary: the model's pieces plus the added tokens beyond them."""
         return self.vocab_size + self.added.extra_size
 
     def get_vocab(self) -> dict[str, int]:
@@ -215,8 +282,63 @@ class RemBertTokenizerBase:
         vocab.update(self.added.by_content)
         return vocab
 
+    def add_tokens(
+        self, new_tokens: str | AddedToken | Sequence[str | AddedToken], special_tokens: bool = False
+    ) -> int:
+        """Add tokens matched whole in text; returns how many were added (repeats are not counted).
+
+        A new token gets the next id after the vocabulary (``len(tokenizer)`` grows); a token that is
+        already a piece keeps its id. Text tokens are matched after normalisation (so ``"Hello"`` also
+        matches ``"hello"`` with ``do_lower_case``); ``special_tokens=True`` tokens are matched as written
+        and skipped by ``decode(..., skip_special_tokens=True)``.
+        """
+        if not new_tokens:
+            return 0
+        if isinstance(new_tokens, (str, AddedToken)) or not isinstance(new_tokens, (list, tuple)):
+            new_tokens = [new_tokens]
+        tokens = [AddedToken.coerce(token, special=True if special_tokens else None) for token in new_tokens]
+        return self._add_to_vocabulary(tokens)
+
+    def add_special_tokens(
+        self, special_tokens_dict: Mapping[str, Any], replace_additional_special_tokens: bool = True
+    ) -> int:
+        """Add special tokens by role: ``{"pad_token": "[PAD]"}`` or ``{"additional_special_tokens": [...]}``.
+
+        The tokens are added to the vocabulary as special tokens and take their role; returns how many
+        were added. ``additional_special_tokens`` replaces the current list unless
+        ``replace_additional_special_tokens=False`` (the replaced tokens stay in the vocabulary).
+        """
+        to_add: list[AddedToken] = []
+        for name, value in special_tokens_dict.items():
+            if name == "additional_special_tokens":
+                if isinstance(value, (str, AddedToken)) or not isinstance(value, (list, tuple)):
+                    raise TypeError("additional_special_tokens must be a list of str or AddedToken")
+                tokens = [AddedToken.coerce(t, special=True) for t in value]
+                if not replace_additional_special_tokens:
+                    known = set(self.additional_special_tokens)
+                    tokens = [t for t in tokens if t.content not in known]
+                    self._additional = self._additional + tokens
+                elif tokens:
+                    self._additional = tokens
+                to_add += tokens
+            elif name in SPECIAL_TOKEN_NAMES:
+                if not isinstance(value, (str, AddedToken)) and not hasattr(value, "content"):
+                    raise TypeError(f"{name} must be a str or an AddedToken, got {type(value).__name__}")
+                token = AddedToken.coerce(value, special=True)
+                self._special[name] = (token, True)
+                if token not in to_add:
+                    to_add.append(token)
+            else:
+                raise ValueError(
+                    f"{name!r} is not a special token role; use one of {list(SPECIAL_TOKEN_NAMES)} or "
+                    "'additional_special_tokens' (add_tokens adds plain tokens)"
+                )
+        return self.add_tokens(to_add, special_tokens=True)
+
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Id of a token (or ids of a list of tokens); unknown tokens get the unknown id."""
+        if tokens is None:
+            return None
         if isinstance(tokens, str):
             return self._token_to_id(tokens)
         return [self._token_to_id(token) for token in tokens]
@@ -281,132 +403,183 @@ class RemBertTokenizerBase:
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 3 if pair else 2
 
+    @property
+    def max_len_single_sentence(self) -> int:
+        return self.model_max_length - self.num_special_tokens_to_add(pair=False)
+
+    @property
+    def max_len_sentences_pair(self) -> int:
+        return self.model_max_length - self.num_special_tokens_to_add(pair=True)
+
     # --- encoding -------------------------------------------------------------------------------
 
     def __call__(
         self,
-        text: str | Sequence[str] | Sequence[tuple[str, str]],
-        text_pair: str | Sequence[str] | None = None,
+        text: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        text_pair: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
         truncation: bool | str | None = None,
         max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
         pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
         return_tensors: str | None = None,
         return_token_type_ids: bool | None = None,
         return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
         return_length: bool = False,
         verbose: bool = True,
     ) -> BatchEncoding:
-        """Tokenize a text, a pair, or a batch of either, like Hugging Face tokenizers.
+        """Tokenize a text, a pair, or a batch of either, like Hugging Face's fast tokenizers.
 
-        ``text`` is a string, a list of strings, or a list of ``(text, pair)`` tuples; ``text_pair``
-        gives the second texts separately. ``padding`` is ``True``/``"longest"``, ``"max_length"`` or
-        ``False``; ``truncation`` is ``True``/``"longest_first"``, ``"only_first"``, ``"only_second"``
-        or ``False``; ``return_tensors`` is None (lists), ``"np"``, ``"pt"`` or ``"tf"``.
+        ``text`` is a string, a list of strings, or a list of ``(text, pair)`` tuples (with
+        ``is_split_into_words=True``: a list of words, or a list of such lists); ``text_pair`` gives the
+        second texts separately. ``padding`` is ``True``/``"longest"``, ``"max_length"`` or ``False``;
+        ``truncation`` is ``True``/``"longest_first"``, ``"only_first"``, ``"only_second"`` or ``False``.
+        With ``return_overflowing_tokens=True`` the truncated tokens are not dropped but give more rows
+        (windows overlapping by ``stride`` tokens) and ``overflow_to_sample_mapping`` says which input each
+        row comes from. ``return_tensors`` is None (lists), ``"np"``, ``"pt"`` or ``"tf"``.
         """
-        firsts, seconds, batched = _as_batch(text, text_pair)
+        inputs = parse_inputs(text, text_pair, is_split_into_words)
         options = BatchOptions.resolve(padding, truncation, max_length, self.model_max_length, pad_to_multiple_of)
-        if return_offsets_mapping:
-            first_ids, first_offsets = self._encode_texts_with_offsets(firsts)
-            second_ids, second_offsets = (None, None) if seconds is None else self._encode_texts_with_offsets(seconds)
-        else:
-            both = self._encode_texts(firsts + (seconds or []))
-            first_ids, second_ids = both[: len(firsts)], (None if seconds is None else both[len(firsts) :])
-            first_offsets = second_offsets = None
-        layout = self._layout(first_ids, second_ids, add_special_tokens, options, first_offsets, second_offsets)
-        wanted = {
-            "input_ids": True,
-            "token_type_ids": True if return_token_type_ids is None else return_token_type_ids,
-            "attention_mask": True if return_attention_mask is None else return_attention_mask,
-            "special_tokens_mask": return_special_tokens_mask,
-            "offset_mapping": return_offsets_mapping,
-        }
-        return self._finish(layout, options, wanted, return_tensors, batched, return_length)
+        side = _side(padding_side or self.padding_side, "padding_side")
+        kind = None if return_tensors is None else _batch.tensor_type(return_tensors)
+        if options.padding != "do_not_pad" and self.pad_token_id is None:
+            raise ValueError("padding needs a pad token: set tokenizer.pad_token, or add one with add_special_tokens")
+        if add_special_tokens and (self.cls_token_id is None or self.sep_token_id is None):
+            raise ValueError("add_special_tokens=True needs a cls_token and a sep_token")
+        single_budget = None if options.max_length is None else options.max_length - self.num_special_tokens_to_add()
+        if options.truncation != "do_not_truncate" and single_budget is not None and 0 <= single_budget < stride:
+            # Hugging Face's fast tokenizer refuses this when truncation is set up, whatever the texts.
+            raise ValueError(
+                f"stride ({stride}) must be smaller than the number of tokens a truncated text keeps per row "
+                f"(at most max_length - {self.num_special_tokens_to_add()} = {single_budget}); use a smaller stride"
+            )
+        with _batch.gc_paused():
+            first = self._segments(inputs.first, inputs.split, return_offsets_mapping)
+            second = None
+            if inputs.second is not None:
+                second = self._segments(inputs.second, inputs.split, return_offsets_mapping)
+            n_special = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
+            plan = _batch.plan_rows(first.lengths, None if second is None else second.lengths, options, n_special,
+                                    int(stride), return_overflowing_tokens, self.truncation_side)  # fmt: skip
+            content = plan.first_length + (0 if second is None else plan.second_length) + n_special
+            assembly = Assembly.build(plan, len(first.ids), add_special_tokens, second is not None,
+                                      options.width(content), side)  # fmt: skip
+            texts = first.then(second)
+            fields = self._fields(assembly, texts, return_token_type_ids, return_attention_mask,
+                                  return_special_tokens_mask, return_offsets_mapping)  # fmt: skip
+            data = {name: _convert(values, assembly, kind) for name, values in fields.items()}
+            if return_length:
+                data["length"] = _convert_1d(assembly.lengths, kind)
+            if return_overflowing_tokens:
+                data["overflow_to_sample_mapping"] = _convert_1d(plan.sample, kind)
+        if not inputs.batched and kind is None and not return_overflowing_tokens:
+            # One text in, one row out, without the batch axis (as Hugging Face's fast tokenizers do).
+            data = {key: value[0] if value and isinstance(value[0], list) else value for key, value in data.items()}
+
+        def make_encodings() -> list[Encoding]:
+            with _batch.gc_paused():
+                return self._encodings(inputs, texts, assembly, plan.sample)
+
+        return BatchEncoding._from_call(data, make_encodings, 1 if second is None else 2, self.is_fast)
 
     encode_plus = __call__
-    batch_encode_plus = __call__
 
-    def _layout(self, first_ids, second_ids, add_special_tokens, options, first_offsets, second_offsets) -> Layout:
-        """Truncate the encoded texts and put the special tokens in."""
-        first, first_lengths = _batch.ragged(first_ids)
-        second, second_lengths = (None, None) if second_ids is None else _batch.ragged(second_ids)
-        first_offsets = None if first_offsets is None else _flat_offsets(first_offsets)
-        second_offsets = None if second_offsets is None else _flat_offsets(second_offsets)
-        if options.truncation != "do_not_truncate":
-            n_special = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
-            if options.max_length < n_special:
-                raise ValueError(f"max_length ({options.max_length}) is smaller than the {n_special} special tokens")
-            keep_first, keep_second = _batch.truncated_lengths(
-                first_lengths, second_lengths, options.max_length - n_special, options.truncation
-            )
-            first, first_offsets = self._keep(first, first_offsets, first_lengths, keep_first)
-            first_lengths = keep_first
-            if second is not None:
-                second, second_offsets = self._keep(second, second_offsets, second_lengths, keep_second)
-                second_lengths = keep_second
-        specials = (self.cls_token_id, self.sep_token_id) if add_special_tokens else None
-        return Layout.build(first, first_lengths, second, second_lengths, specials, first_offsets, second_offsets)
+    def batch_encode_plus(self, batch_text_or_text_pairs: Sequence, **kwargs: Any) -> BatchEncoding:
+        """``tokenizer(batch, ...)`` under Hugging Face's older name."""
+        return self(batch_text_or_text_pairs, **kwargs)
 
-    def _keep(self, ids, offsets, lengths, keep):
-        """Ids (and offsets) of each row cut to ``keep`` tokens on the truncation side."""
-        side = self.truncation_side
-        if offsets is not None:
-            offsets = _batch.truncate_rows(offsets, lengths, keep, side)
-        return _batch.truncate_rows(ids, lengths, keep, side), offsets
+    def _segments(self, sequences: list, split: bool, align: bool, tokens: bool = False) -> Segments:
+        """The tokens of each text (or of each list of words, when ``split``): ids, and with ``align`` their
+        offsets and word indices, and with ``tokens`` their strings too."""
+        if split:
+            counts = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+            words = [word for sequence in sequences for word in sequence]
+            return self._segments(words, False, align, tokens).grouped(counts)
+        if align:
+            return self._align_texts(sequences, tokens)
+        return Segments.from_ids(self._encode_texts(sequences))
 
-    def _finish(self, layout: Layout, options: BatchOptions, wanted: dict, return_tensors, batched, return_length):
-        """Pad the wanted fields and convert them to lists or tensors."""
-        width = _batch.target_width(layout.lengths, options)
-        if width is not None and self.pad_token_id is None:
-            raise ValueError("padding needs a pad token")
-        fields = {
-            "input_ids": (layout.ids, self.pad_token_id),
-            "token_type_ids": (layout.type_ids, self.pad_token_type_id),
-            "attention_mask": (np.ones_like(layout.ids), 0),
-            "special_tokens_mask": (layout.special_mask, 1),
-            "offset_mapping": (layout.offsets, 0),
-        }
-        encoding = BatchEncoding()
-        for name, (flat, fill) in fields.items():
-            if wanted[name]:
-                encoding[name] = self._convert(flat, layout.lengths, width, fill, return_tensors, batched)
-        if return_length:
-            lengths = layout.lengths if width is None else np.maximum(layout.lengths, width)
-            if return_tensors:
-                encoding["length"] = _batch.as_tensor(lengths, return_tensors)
+    def _fields(self, assembly: Assembly, texts: Segments, type_ids, attention, special_mask, offsets) -> dict:
+        """The flat values of each field the call returns, in Hugging Face's order."""
+        want_types = "token_type_ids" in self.model_input_names if type_ids is None else type_ids
+        want_attention = "attention_mask" in self.model_input_names if attention is None else attention
+        pad_id = self.pad_token_id if self.pad_token_id is not None else 0
+        fields = {"input_ids": assembly.take(texts.ids, self.cls_token_id or 0, self.sep_token_id or 0, pad_id)}
+        if want_types:
+            fields["token_type_ids"] = assembly.type_ids(self.pad_token_type_id)
+        if want_attention:
+            fields["attention_mask"] = assembly.attention_mask()
+        if special_mask:
+            fields["special_tokens_mask"] = assembly.special_tokens_mask()
+        if offsets:
+            fields["offset_mapping"] = assembly.take(texts.offsets, (0, 0), (0, 0), (0, 0))
+        return fields
+
+    def _encodings(self, inputs: Inputs, texts: Segments, assembly: Assembly, sample: np.ndarray) -> list[Encoding]:
+        """The rows of a call with their alignment (computed when a BatchEncoding is first asked for it)."""
+        if texts.tokens is None:
+            first = self._segments(inputs.first, inputs.split, True, True)
+            second = None if inputs.second is None else self._segments(inputs.second, inputs.split, True, True)
+            aligned = first.then(second)
+            if not np.array_equal(aligned.ids, texts.ids):
+                raise RuntimeError(
+                    "the tokenizer's vocabulary changed after this call (add_tokens?); call it again to get "
+                    "the alignment"
+                )
+            texts = aligned
+        flat = self._fields(assembly, texts, True, True, True, True)
+
+        def rows(values: list) -> list[list]:
+            return _batch.split_rows(values, assembly.lengths)
+
+        ids, type_ids = rows(flat["input_ids"].tolist()), rows(flat["token_type_ids"].tolist())
+        attention, special = rows(flat["attention_mask"].tolist()), rows(flat["special_tokens_mask"].tolist())
+        offsets = rows(_batch.pairs(flat["offset_mapping"]))
+        words = rows(_none_below_zero(assembly.take(texts.words, -1, -1, -1)))
+        sequences = rows(_none_below_zero(assembly.sequence_ids()))
+        strings = (self.cls_token or "", self.sep_token or "", self.pad_token or "")
+        tokens = rows(assembly.take_list(texts.tokens, *strings))
+        lengths = assembly.lengths
+        n_sequences = 2 if assembly.pair else 1
+        ranges = assembly.ranges.tolist()
+        rows = []
+        for index in range(len(lengths)):
+            spans = {s: tuple(ranges[index][s]) for s in range(n_sequences)}
+            rows.append(Encoding(ids[index], type_ids[index], tokens[index], offsets[index], attention[index],
+                                 special[index], words[index], sequences[index], spans))  # fmt: skip
+        owners: dict[int, Encoding] = {}
+        for index, owner in enumerate(sample.tolist()):
+            if owner in owners:
+                owners[owner].overflowing.append(rows[index])
             else:
-                encoding["length"] = lengths.tolist() if batched else int(lengths[0])
-        return encoding
-
-    def _convert(self, flat, lengths, width, fill, return_tensors, batched):
-        side = self.padding_side
-        if return_tensors is None:
-            rows = _batch.to_rows(flat, lengths, width, fill, side)
-            if flat.ndim == 2:
-                rows = [[tuple(pair) for pair in row] for row in rows]
-            return rows if batched else rows[0]
-        if return_tensors not in _batch.TENSOR_TYPES:
-            raise ValueError(f"return_tensors must be None or one of {_batch.TENSOR_TYPES}, got {return_tensors!r}")
-        return _batch.as_tensor(_batch.to_matrix(flat, lengths, width, fill, side), return_tensors)
+                owners[owner] = rows[index]
+        return rows
 
     def encode(
         self,
-        text: str,
-        text_pair: str | None = None,
+        text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
         truncation: bool | str | None = None,
         max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        padding_side: str | None = None,
         return_tensors: str | None = None,
     ) -> list[int]:
         """Token ids of one text (or pair), with ``[CLS]``/``[SEP]`` unless ``add_special_tokens=False``."""
-        if not isinstance(text, str):
-            raise TypeError("encode takes one text; call the tokenizer itself for batches")
+        if not is_split_into_words and not isinstance(text, str):
+            raise TypeError("encode takes one text (str); call the tokenizer itself for batches")
         return self(text, text_pair, add_special_tokens=add_special_tokens, padding=padding, truncation=truncation,
-                    max_length=max_length, return_tensors=return_tensors, return_token_type_ids=False,
+                    max_length=max_length, stride=stride, is_split_into_words=is_split_into_words,
+                    padding_side=padding_side, return_tensors=return_tensors, return_token_type_ids=False,
                     return_attention_mask=False)["input_ids"]  # fmt: skip
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
@@ -424,10 +597,15 @@ class RemBertTokenizerBase:
     def decode(
         self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None
     ) -> str:
-        """Text of a sequence of ids (list, numpy array or tensor); ``▁`` becomes a space."""
+        """Text of a sequence of ids (list, numpy array or tensor); ``▁`` becomes a space.
+
+        ``skip_special_tokens`` drops the tokens the vocabulary marks special (like Hugging Face's fast
+        tokenizer: ``<pad>``, ``<unk>``, ``[MASK]`` and added special tokens; the model's own ``[CLS]`` and
+        ``[SEP]`` pieces are not marked special and stay).
+        """
         ids = _batch.to_python_ids(token_ids)
         if skip_special_tokens:
-            skip = set(self.all_special_ids)
+            skip = self._decode_skip_ids()
             ids = [i for i in ids if i not in skip]
         return self._clean(self._decode_ids(ids), clean_up_tokenization_spaces)
 
@@ -436,12 +614,15 @@ class RemBertTokenizerBase:
     ) -> list[str]:
         """``decode`` for each sequence of a batch (list of lists, 2-D array or tensor)."""
         if hasattr(sequences, "numpy") and not isinstance(sequences, np.ndarray):
-            sequences = sequences.numpy()
+            sequences = sequences.detach().cpu().numpy() if hasattr(sequences, "detach") else sequences.numpy()
         rows = [_batch.to_python_ids(row) for row in sequences]
         if skip_special_tokens:
-            skip = set(self.all_special_ids)
+            skip = self._decode_skip_ids()
             rows = [[i for i in row if i not in skip] for row in rows]
         return [self._clean(text, clean_up_tokenization_spaces) for text in self._decode_rows(rows)]
+
+    def _decode_skip_ids(self) -> set[int]:
+        return {index for index, token in self.added.by_id.items() if self.added.is_special(token.content)}
 
     def _decode_ids(self, ids: list[int]) -> str:
         tokens = [token for token in map(self._id_to_token, ids) if token is not None]
@@ -467,28 +648,21 @@ class RemBertTokenizerBase:
         padding: bool | str = True,
         max_length: int | None = None,
         pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
         return_attention_mask: bool | None = None,
         return_tensors: str | None = None,
+        verbose: bool = True,
     ) -> BatchEncoding:
-        """Pad already-encoded inputs (a dict of lists, or a list of dicts) to a common length."""
-        columns, batched = _columns(encoded_inputs)
-        options = BatchOptions.resolve(padding, False, max_length, self.model_max_length, pad_to_multiple_of)
-        ids, lengths = _batch.ragged(columns["input_ids"])
-        width = _batch.target_width(lengths, options)
-        if "attention_mask" not in columns and return_attention_mask is not False:
-            columns["attention_mask"] = [[1] * len(row) for row in columns["input_ids"]]
-        if return_attention_mask is False:
-            columns.pop("attention_mask", None)
-        fills = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
-                 "special_tokens_mask": 1, "offset_mapping": 0}  # fmt: skip
-        encoding = BatchEncoding()
-        for name, rows in columns.items():
-            if name not in fills:
-                encoding[name] = rows if batched else rows[0]
-                continue
-            flat = ids if name == "input_ids" else _flat_column(rows, name)
-            encoding[name] = self._convert(flat, lengths, width, fills[name], return_tensors, batched)
-        return encoding
+        """Pad encoded examples to a common length, as Hugging Face's data collators call it.
+
+        ``encoded_inputs`` is one dict of fields, or a list of them (one per example). ``input_ids``,
+        ``attention_mask`` (made if missing), ``token_type_ids`` and ``special_tokens_mask`` are padded;
+        any other field (a ``label``, per-token ``labels``, ...) is passed through untouched.
+        """
+        values = PadValues(self.pad_token_id, self.pad_token_type_id, self.padding_side, self.model_input_names,
+                           self.model_max_length)  # fmt: skip
+        return pad_features(encoded_inputs, values, padding, max_length, pad_to_multiple_of, padding_side,
+                            return_attention_mask, return_tensors)  # fmt: skip
 
     # --- saving and loading ---------------------------------------------------------------------
 
@@ -501,20 +675,23 @@ class RemBertTokenizerBase:
             "model_max_length": self.model_max_length,
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
         }
-        for name in self._special:
-            config[name] = self._special_content(name)
+        for name in SPECIAL_TOKEN_NAMES:
+            if name in self._special:
+                config[name] = self._special_content(name)
         if self._additional:
             config["additional_special_tokens"] = [t.content for t in self._additional]
         if self.padding_side != "right":
             config["padding_side"] = self.padding_side
         if self.truncation_side != "right":
             config["truncation_side"] = self.truncation_side
+        if self.model_input_names != type(self).model_input_names:
+            config["model_input_names"] = list(self.model_input_names)
         config.update(self.extra_init_kwargs)
         return config
 
     def save_pretrained(self, save_directory: str | os.PathLike, filename_prefix: str | None = None) -> tuple[str, ...]:
-        """Write Hugging Face's files: tokenizer_config.json, special_tokens_map.json, sentencepiece.model
-        (and tokenizer.json for the fast tokenizer). Returns the paths written."""
+        """Write Hugging Face's files: tokenizer_config.json (with every added token), special_tokens_map.json,
+        sentencepiece.model (and tokenizer.json for the fast tokenizer). Returns the paths written."""
         directory = Path(save_directory)
         if directory.is_file():
             raise ValueError(f"save_directory ({directory}) should be a directory, not a file")
@@ -525,14 +702,16 @@ class RemBertTokenizerBase:
         config["extra_special_tokens"] = {}
         config["tokenizer_class"] = "RemBertTokenizer"
         config_path = directory / f"{prefix}{CONFIG_FILE}"
-        _write_json(config_path, config)
+        write_json(config_path, config)
         map_path = directory / f"{prefix}{SPECIAL_TOKENS_MAP_FILE}"
-        _write_json(map_path, self._special_tokens_map_file())
+        write_json(map_path, self._special_tokens_map_file())
         return (str(config_path), str(map_path), *self._model_files(directory, prefix))
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
         """Write ``sentencepiece.model`` (named ``{filename_prefix}-sentencepiece.model`` with a prefix)
         into an existing directory and return its path, like Hugging Face."""
+        from rembert_spec.tensor_file import atomic_write
+
         model = getattr(self, "model", None)
         if model is None:
             raise ValueError("this tokenizer was loaded from tokenizer.json alone; it has no sentencepiece.model")
@@ -540,35 +719,55 @@ class RemBertTokenizerBase:
             raise ValueError(f"save_directory ({save_directory}) should be a directory")
         name = (f"{filename_prefix}-" if filename_prefix else "") + VOCAB_FILE
         path = os.path.join(save_directory, name)
-        Path(path).write_bytes(model.raw)
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(model.raw)
         return (path,)
 
     def _special_tokens_map_file(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        for name, (token, given_as_object) in self._special.items():
+        for name in SPECIAL_TOKEN_NAMES:
+            if name not in self._special:
+                continue
+            token, given_as_object = self._special[name]
             flags = token.to_dict()
             del flags["special"]
-            data[name] = (
-                flags
-                if given_as_object and any(flags[k] for k in ("lstrip", "rstrip", "single_word", "normalized"))
-                else token.content
-            )
+            data[name] = flags if given_as_object else token.content
         if self._additional:
-            data["additional_special_tokens"] = [t.content for t in self._additional]
+            data["additional_special_tokens"] = [{k: v for k, v in t.to_dict().items() if k != "special"}
+                                                 for t in self._additional]  # fmt: skip
         return data
 
     @classmethod
     def _config_from_directory(cls, directory: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments for a saved directory, resolved as Hugging Face's ``from_pretrained`` does.
+
+        ``tokenizer_config.json`` first. A ``tokenizer.json`` is what a fast tokenizer runs, so the options
+        its normalizer implies (lowercasing, accents) win over the config, and both classes start from its
+        added tokens (``tokenizer_file``). Without one,
+        options the config does not set take the defaults Hugging Face uses to convert a bare
+        sentencepiece model (those of its ``RemBertTokenizer``: ``do_lower_case=False``,
+        ``keep_accents=True``). Then special_tokens_map.json, then ``kwargs`` (unknown ones are an error).
+        """
+        check_init_kwargs(cls, {k: v for k, v in kwargs.items() if k not in ("vocab_file", "tokenizer_file")})
         if not directory.is_dir():
             raise OSError(f"tokenizer directory not found: {directory} (only local directories are supported)")
         config = read_json(directory / CONFIG_FILE) if (directory / CONFIG_FILE).is_file() else {}
         init = {key: value for key, value in config.items() if key not in _IGNORED_CONFIG_KEYS}
+        if (directory / TOKENIZER_FILE).is_file():
+            init.update(_options_from_tokenizer_json(directory / TOKENIZER_FILE))
+            init["tokenizer_file"] = directory / TOKENIZER_FILE
+        else:
+            init.setdefault("do_lower_case", False)
+            init.setdefault("keep_accents", True)
         special_map_path = directory / SPECIAL_TOKENS_MAP_FILE
         if special_map_path.is_file():
             for key, value in read_json(special_map_path).items():
                 if key in SPECIAL_TOKEN_NAMES or key == "additional_special_tokens":
                     init[key] = value
         init.update(kwargs)
+        known = set(inspect.signature(cls.__init__).parameters) | _INIT_OPTIONS
+        extras = {key: init.pop(key) for key in list(init) if key not in known}
+        init["_config_extras"] = extras
         return init
 
     def __repr__(self) -> str:
@@ -576,81 +775,78 @@ class RemBertTokenizerBase:
                 f"keep_accents={self.keep_accents}, model_max_length={self.model_max_length})")  # fmt: skip
 
 
+def _special_token_property(name: str) -> property:
+    def get(self) -> str | None:
+        return self._special_content(name)
+
+    def set(self, value: str | AddedToken | None) -> None:
+        self._set_special(name, value)
+
+    return property(get, set, doc=f"The text of the {name.replace('_', ' ')} (settable, as in Hugging Face).")
+
+
+def _special_id_property(name: str) -> property:
+    def get(self) -> int | None:
+        return self._special_id(name)
+
+    def set(self, value: int | None) -> None:
+        self._set_special(name, None if value is None else self.convert_ids_to_tokens(int(value)))
+
+    return property(get, set, doc=f"The id of the {name.replace('_', ' ')} (settable).")
+
+
+for _name in SPECIAL_TOKEN_NAMES:
+    setattr(RemBertTokenizerBase, _name, _special_token_property(_name))
+    setattr(RemBertTokenizerBase, f"{_name}_id", _special_id_property(_name))
+
+
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _decoder_entries(decoder: Mapping[int | str, Any] | None) -> list[AddedToken]:
-    if not decoder:
+def _side(value: str, name: str) -> str:
+    if value not in ("left", "right"):
+        raise ValueError(f"{name} must be 'left' or 'right', got {value!r}")
+    return value
+
+
+def _none_below_zero(values: np.ndarray) -> list[int | None]:
+    return [None if v < 0 else v for v in values.tolist()]
+
+
+def _convert(flat: np.ndarray, assembly: Assembly, kind: str | None):
+    """A field's flat values as rows: lists of lists (of tuples for offsets), or a tensor."""
+    matrix = assembly.rows(flat)
+    if kind is not None:
+        if matrix is None:
+            raise ValueError(
+                "Unable to create tensor: the sequences have different lengths. "
+                "Use padding=True, or padding='max_length' with truncation=True, to get equal lengths."
+            )
+        return _batch.ids_tensor(matrix, kind)
+    if flat.ndim == 2:
+        return _batch.split_rows(_batch.pairs(flat), assembly.lengths)
+    if matrix is not None:
+        return matrix.tolist()
+    return _batch.split_rows(flat.tolist(), assembly.lengths)
+
+
+def _convert_1d(values: np.ndarray, kind: str | None):
+    return values.tolist() if kind is None else _batch.ids_tensor(values, kind)
+
+
+def _options_from_tokenizer_json(path: Path) -> dict[str, Any]:
+    """The options a ``tokenizer.json`` implies, for a directory without tokenizer_config.json.
+
+    Its normalizer says whether text is lowercased (a ``Lowercase`` step) and whether accents are kept
+    (no ``StripAccents`` step).
+    """
+    steps = _normalizer_steps(read_json(path).get("normalizer"))
+    return {"do_lower_case": "Lowercase" in steps, "keep_accents": "StripAccents" not in steps}
+
+
+def _normalizer_steps(normalizer: Any) -> list[str]:
+    if not isinstance(normalizer, dict):
         return []
-    entries = sorted((int(index), value) for index, value in decoder.items())
-    return [AddedToken.coerce(value) for _, value in entries]
-
-
-def _as_batch(text, text_pair) -> tuple[list[str], list[str] | None, bool]:
-    if isinstance(text, str):
-        if text_pair is not None and not isinstance(text_pair, str):
-            raise TypeError("text_pair must be a string when text is a string")
-        return [text], (None if text_pair is None else [text_pair]), False
-    if not isinstance(text, (list, tuple)):
-        raise TypeError("text must be a string, a list of strings or a list of (text, pair) tuples")
-    items = list(text)
-    if text_pair is not None:
-        if isinstance(text_pair, str) or len(text_pair) != len(items):
-            raise ValueError("text_pair must be a list with one entry per text")
-        pairs = list(text_pair)
-        _check_strings(items + pairs)
-        return items, pairs, True
-    if items and all(isinstance(item, (list, tuple)) for item in items):
-        if not all(len(item) == 2 for item in items):
-            raise ValueError("each item of a batch of pairs must be a (text, pair) tuple")
-        firsts, seconds = [item[0] for item in items], [item[1] for item in items]
-        _check_strings(firsts + seconds)
-        return firsts, seconds, True
-    _check_strings(items)
-    return items, None, True
-
-
-def _check_strings(items: list) -> None:
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"expected text (str), got {type(item).__name__}")
-
-
-def _flat_offsets(rows: list[list[tuple[int, int]]]) -> np.ndarray:
-    flat = [pair for row in rows for pair in row]
-    return np.asarray(flat, dtype=np.int64).reshape(len(flat), 2)
-
-
-def _flat_column(rows: list, name: str) -> np.ndarray:
-    if name == "offset_mapping":
-        return _flat_offsets(rows)
-    return _batch.ragged(rows)[0]
-
-
-def _columns(encoded_inputs) -> tuple[dict[str, list], bool]:
-    """Inputs of ``pad`` as a dict of per-row lists, and whether they were a batch."""
-    if isinstance(encoded_inputs, (list, tuple)):
-        if not encoded_inputs or not isinstance(encoded_inputs[0], Mapping):
-            raise ValueError("pad takes a dict of lists or a list of dicts")
-        keys = list(encoded_inputs[0].keys())
-        return {key: [_as_list(item[key]) for item in encoded_inputs] for key in keys}, True
-    if not isinstance(encoded_inputs, Mapping) or "input_ids" not in encoded_inputs:
-        raise ValueError("pad needs 'input_ids'")
-    columns = {key: _as_list(value) for key, value in encoded_inputs.items()}
-    first = columns["input_ids"]
-    batched = bool(first) and isinstance(first[0], list)
-    if not batched:
-        columns = {key: [value] for key, value in columns.items()}
-    return columns, batched
-
-
-def _as_list(value) -> list:
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        value = value.numpy()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return [_as_list(v) if isinstance(v, (list, tuple, np.ndarray)) and not _is_pair(v) else v for v in value]
-
-
-def _is_pair(value) -> bool:
-    return isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value)
+    if normalizer.get("type") == "Sequence":
+        return [step for child in normalizer.get("normalizers") or [] for step in _normalizer_steps(child)]
+    return [str(normalizer.get("type"))]

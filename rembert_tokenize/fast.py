@@ -18,24 +18,43 @@ from tokenizers import AddedToken as RustAddedToken
 from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import Unigram
 
-from rembert_tokenize._added import AddedToken, AddedVocabulary
-from rembert_tokenize._base import TOKENIZER_FILE, VOCAB_FILE, RemBertTokenizerBase
+from rembert_tokenize._added import AddedToken
+from rembert_tokenize._base import TOKENIZER_FILE, VOCAB_FILE, RemBertTokenizerBase, read_json
+from rembert_tokenize._batch import Segments
 from rembert_tokenize._charsmap import validate_precompiled_charsmap
 from rembert_tokenize._pipeline import SPIECE_UNDERLINE, build_normalizer
 from rembert_tokenize.errors import TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.model_file import SentencePieceModel
 
 
 def backend_from_model(model: SentencePieceModel, do_lower_case: bool, keep_accents: bool) -> Tokenizer:
     """Convert a sentencepiece Unigram model into a ``tokenizers`` pipeline (without post-processor)."""
     backend = Tokenizer(Unigram([(p.text, p.score) for p in model.pieces], unk_id=model.unk_id, byte_fallback=False))
-    backend.normalizer = build_normalizer(do_lower_case, keep_accents, model.normalizer.precompiled_charsmap)
+    backend.normalizer = build_normalizer(do_lower_case, keep_accents, model.precompiled_charsmap)
     backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always", split=True)
     backend.decoder = decoders.Metaspace(replacement=SPIECE_UNDERLINE, prepend_scheme="always", split=True)
     whole = [RustAddedToken(text, normalized=False, special=is_control) for _, text, is_control in
              model.matched_whole_pieces()]  # fmt: skip
     backend.add_tokens(whole)
     return backend
+
+
+def _rust_token(token: AddedToken) -> RustAddedToken:
+    token = AddedToken.coerce(token)
+    return RustAddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip, rstrip=token.rstrip,
+                          normalized=token.normalized, special=token.special)  # fmt: skip
+
+
+def added_tokens_of_tokenizer_json(path: str | os.PathLike) -> list[AddedToken]:
+    """The ``added_tokens`` of a ``tokenizer.json``, in file order: the table a fast tokenizer loading the
+    file starts from. A broken file raises TokenizerFileError naming it."""
+    path = Path(path)
+    data = read_json(path)
+    try:
+        _check_tokenizer_json(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise TokenizerFileError(str(path), f"not a usable RemBERT tokenizer.json: {exc}") from None
+    return [AddedToken.coerce(entry) for entry in data.get("added_tokens") or []]
 
 
 def load_tokenizer_json(path: str | os.PathLike) -> Tokenizer:
@@ -104,9 +123,8 @@ def _charsmaps(normalizer: Any) -> list[str]:
 class RemBertTokenizerFast(RemBertTokenizerBase):
     """RemBERT tokenizer on Hugging Face's Rust ``tokenizers`` library.
 
-    Same arguments and results as :class:`RemBertTokenizer`; also gives character offsets
-    (``return_offsets_mapping=True``). Built from ``tokenizer_file`` (a ``tokenizer.json``) if given,
-    otherwise converted from ``vocab_file`` (a sentencepiece Unigram model).
+    Same arguments and results as :class:`RemBertTokenizer`. Built from ``tokenizer_file`` (a
+    ``tokenizer.json``) if given, otherwise converted from ``vocab_file`` (a sentencepiece Unigram model).
 
     Example:
         >>> tokenizer = RemBertTokenizerFast(vocab_file="sentencepiece.model")  # doctest: +SKIP
@@ -157,6 +175,8 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             mask_token=mask_token,
             **kwargs,
         )
+        if self._from_model:
+            self._set_template()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> RemBertTokenizerFast:
@@ -178,11 +198,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     # --- model ----------------------------------------------------------------------------------
 
-    def _initial_added_vocabulary(self) -> AddedVocabulary:
-        vocabulary = AddedVocabulary(self.vocab_size)
-        for index, token in sorted(self._backend.get_added_tokens_decoder().items()):
-            vocabulary.add(AddedToken.coerce(token), lambda _text, index=index: index)
-        return vocabulary
+    def _initial_added_tokens(self) -> list[AddedToken]:
+        """The backend's added tokens (from the conversion or the tokenizer.json), in id order: the
+        Python table mirrors the backend's, history included."""
+        return [AddedToken.coerce(token) for _, token in sorted(self._backend.get_added_tokens_decoder().items())]
 
     def _model_piece_to_id(self, piece: str) -> int | None:
         return self._backend.token_to_id(piece)
@@ -197,33 +216,40 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     def get_vocab(self) -> dict[str, int]:
         return self._backend.get_vocab(with_added_tokens=True)
 
-    def _setup_matching(self) -> None:
-        """Give the backend the added-token table and, for a converted model, the special-token template."""
-        current = self._backend.get_added_tokens_decoder()
-        for index, token in self.added.tokens_in_id_order():
-            if index in current and AddedToken.coerce(current[index]) == token:
-                continue
-            rust = RustAddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip,
-                                  rstrip=token.rstrip, normalized=token.normalized, special=token.special)  # fmt: skip
-            (self._backend.add_special_tokens if token.special else self._backend.add_tokens)([rust])
-            if self._backend.token_to_id(token.content) != index:
-                raise ValueError(f"added token {token.content!r} did not get id {index} in the tokenizers backend")
-        if self._from_model:
-            cls, sep = self.cls_token, self.sep_token
-            self._backend.post_processor = processors.TemplateProcessing(
-                single=f"{cls}:0 $A:0 {sep}:0",
-                pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
-                special_tokens=[(cls, self.cls_token_id), (sep, self.sep_token_id)],
-            )
+    def _vocabulary_changed(self, tokens: list[AddedToken]) -> None:
+        """Make the same ``add_tokens`` step in the backend, and check that both tables agree."""
+        if not tokens:
+            return
+        self._backend.add_tokens([_rust_token(token) for token in tokens])
+        backend = {index: AddedToken.coerce(token) for index, token in self._backend.get_added_tokens_decoder().items()}
+        if backend != self.added.by_id:
+            raise RuntimeError("the tokenizers backend and the added-token table disagree; please report this")
+
+    def __setstate__(self, state: dict) -> None:
+        # The backend pickles as its tokenizer.json, so it comes back as if reloaded: so does the table.
+        self.__dict__.update(state)
+        self.added = self.added.reloaded(self._model_piece_to_id)
+
+    def _set_template(self) -> None:
+        """``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]`` for a converted model (saved in tokenizer.json)."""
+        cls, sep = self.cls_token, self.sep_token
+        self._backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls}:0 $A:0 {sep}:0",
+            pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+            special_tokens=[(cls, self.cls_token_id), (sep, self.sep_token_id)],
+        )
 
     # --- encoding and decoding ------------------------------------------------------------------
 
     def _encode_texts(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._backend.encode_batch_fast(texts, add_special_tokens=False)]
 
-    def _encode_texts_with_offsets(self, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
         encodings = self._backend.encode_batch(texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [e.offsets for e in encodings]
+        ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+        if not tokens:
+            return Segments.from_rows(ids, offsets)
+        return Segments.from_rows(ids, offsets, [e.word_ids for e in encodings], [e.tokens for e in encodings])
 
     def _tokenize_text(self, text: str) -> list[str]:
         return self._backend.encode(text, add_special_tokens=False).tokens
@@ -240,6 +266,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         paths = []
         if self.model is not None:
             paths += self.save_vocabulary(str(directory), prefix.rstrip("-") or None)
+        from rembert_spec.tensor_file import atomic_write
+
         tokenizer_path = directory / f"{prefix}{TOKENIZER_FILE}"
-        self._backend.save(str(tokenizer_path))
+        self._set_template()  # the special tokens as they are now, so that other libraries build the same rows
+        with atomic_write(tokenizer_path) as tmp:
+            self._backend.save(str(tmp))
         return [*paths, str(tokenizer_path)]

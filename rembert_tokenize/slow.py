@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
+from tokenizers import NormalizedString, PreTokenizedString, Token
 
-from rembert_tokenize._added import AddedToken, AddedVocabulary
+from rembert_tokenize._added import AddedToken
 from rembert_tokenize._base import VOCAB_FILE, RemBertTokenizerBase
-from rembert_tokenize._pipeline import build_normalizer, metaspace, metaspace_words
+from rembert_tokenize._batch import Segments
+from rembert_tokenize._pipeline import SPIECE_UNDERLINE, build_normalizer, metaspace, metaspace_words
 from rembert_tokenize.errors import TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.fast import added_tokens_of_tokenizer_json
+from rembert_tokenize.model_file import SentencePieceModel
 
 _Unit = str | tuple[int, str]  # text for sentencepiece, or (added token id, matched text)
 
@@ -25,8 +28,9 @@ _Unit = str | tuple[int, str]  # text for sentencepiece, or (added token id, mat
 class RemBertTokenizer(RemBertTokenizerBase):
     """RemBERT tokenizer on `sentencepiece <https://github.com/google/sentencepiece>`_.
 
-    Gives the same ids as :class:`RemBertTokenizerFast` (and as Hugging Face's ``RemBertTokenizerFast``)
-    for every text. Offsets (``return_offsets_mapping``) are only available from the fast tokenizer.
+    Gives the same results as :class:`RemBertTokenizerFast` (and as Hugging Face's ``RemBertTokenizerFast``)
+    for every text: ids, and also offsets, word ids and the other alignments, which Hugging Face's slow
+    tokenizers do not have.
 
     Args:
         vocab_file: path of the ``sentencepiece.model`` (a Unigram model).
@@ -52,6 +56,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
     def __init__(
         self,
         vocab_file: str | os.PathLike,
+        tokenizer_file: str | os.PathLike | None = None,
         do_lower_case: bool = True,
         remove_space: bool = True,
         keep_accents: bool = False,
@@ -65,6 +70,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
         **kwargs: Any,
     ):
         self.vocab_file = str(vocab_file)
+        self.tokenizer_file = None if tokenizer_file is None else str(tokenizer_file)
         self.model = SentencePieceModel.from_file(vocab_file)
         self._load_segmenter()
         super().__init__(
@@ -102,11 +108,13 @@ class RemBertTokenizer(RemBertTokenizerBase):
         except (RuntimeError, OSError) as exc:
             raise TokenizerFileError(self.vocab_file, f"sentencepiece cannot load it: {exc}") from None
 
-    def _initial_added_vocabulary(self) -> AddedVocabulary:
-        vocabulary = AddedVocabulary(len(self.model.pieces))
-        for index, text, is_control in self.model.matched_whole_pieces():
-            vocabulary.add(AddedToken(text, special=is_control), lambda _text, index=index: index)
-        return vocabulary
+    def _initial_added_tokens(self) -> list[AddedToken]:
+        """The model's control and user-defined pieces, as Hugging Face's converter adds them; or the
+        added tokens of ``tokenizer_file``, as the fast tokenizer loading it starts from."""
+        if self.tokenizer_file is not None:
+            return added_tokens_of_tokenizer_json(self.tokenizer_file)
+        return [AddedToken(text, normalized=False, special=is_control) for _, text, is_control in
+                self.model.matched_whole_pieces()]  # fmt: skip
 
     def _model_piece_to_id(self, piece: str) -> int | None:
         return self._piece_ids.get(piece)
@@ -118,10 +126,9 @@ class RemBertTokenizer(RemBertTokenizerBase):
     def vocab_size(self) -> int:
         return len(self.model.pieces)
 
-    def _setup_matching(self) -> None:
-        self._normalizer = build_normalizer(
-            self.do_lower_case, self.keep_accents, self.model.normalizer.precompiled_charsmap
-        )
+    def _vocabulary_changed(self, tokens: list[AddedToken]) -> None:
+        if getattr(self, "_normalizer", None) is None:
+            self._normalizer = build_normalizer(self.do_lower_case, self.keep_accents, self.model.precompiled_charsmap)
         self.added.compile(self._normalizer.normalize_str)
 
     # --- text to units --------------------------------------------------------------------------
@@ -212,21 +219,116 @@ class RemBertTokenizer(RemBertTokenizerBase):
         return fused
 
     def _tokenize_text(self, text: str) -> list[str]:
+        words = [unit for unit in self._units(text) if isinstance(unit, str)]
+        pieces = iter(self._word_pieces(words))
         tokens: list[str] = []
         for unit in self._units(text):
             if isinstance(unit, tuple):
                 tokens.append(unit[1])
-                continue
-            unknown = False
-            ids = self._sp.encode(unit)
-            texts = self._sp.encode(unit, out_type=str)  # unknown pieces come back as the text they cover
-            for index, piece in zip(ids, texts, strict=True):
-                is_unknown = index in (self._unk_id, self._unk_text_id)
-                if is_unknown and unknown:
-                    tokens[-1] += piece
+            else:
+                tokens += [surface for _, surface in next(pieces)]
+        return tokens
+
+    def _word_pieces(self, words: list[str]) -> list[list[tuple[int, str]]]:
+        """Sentencepiece's segmentation of each word as ``(id, text covered)``, unknown runs merged."""
+        if not words:
+            return []
+        all_ids = self._sp.encode(words)
+        all_texts = self._sp.encode(words, out_type=str)  # unknown pieces come back as the text they cover
+        unknown = (self._unk_id, self._unk_text_id)
+        result = []
+        for ids, texts in zip(all_ids, all_texts, strict=True):
+            pieces: list[tuple[int, list[str]]] = []
+            for index, text in zip(ids, texts, strict=True):
+                if index in unknown and pieces and pieces[-1][0] == self._unk_id:
+                    pieces[-1][1].append(text)
                 else:
-                    tokens.append(piece)
-                unknown = is_unknown
+                    pieces.append((self._unk_id if index in unknown else index, [text]))
+            result.append([(index, "".join(parts)) for index, parts in pieces])
+        return result
+
+    # --- alignment --------------------------------------------------------------------------------
+
+    def _align_texts(self, texts: list[str], tokens: bool = True) -> Segments:
+        """Ids with character offsets, word indices and token strings.
+
+        Each text goes through the fast tokenizer's splits (added tokens as written, normalisation, added
+        tokens after normalisation, metaspace words) as a ``tokenizers.PreTokenizedString``, which tracks
+        where every normalised character comes from; sentencepiece then segments each word. So offsets
+        and word indices are those of the fast tokenizer by construction.
+        """
+        strings = [PreTokenizedString(text) for text in texts]
+        plans: list[list[int]] = []  # per text, per split: an added token id, or -(word index + 1)
+        words: list[str] = []
+        for string in strings:
+            plan: list[int] = []
+            string.split(lambda _, whole, plan=plan: self._alignment_splits(whole, plan, words))
+            plans.append(plan)
+        word_pieces = self._word_pieces(words)
+        ids, offsets, word_ids, tokens = [], [], [], []
+        for string, plan in zip(strings, plans, strict=True):
+            steps = iter(plan)
+            string.tokenize(lambda split, steps=steps: self._split_tokens(split, next(steps), word_pieces))
+            encoding = string.to_encoding()
+            ids.append(encoding.ids)
+            offsets.append(encoding.offsets)
+            word_ids.append(encoding.word_ids)
+            tokens.append(encoding.tokens)
+        return Segments.from_rows(ids, offsets, word_ids, tokens)
+
+    def _alignment_splits(self, whole: NormalizedString, plan: list[int], words: list[str]) -> list:
+        """The splits of one text, as slices of ``whole`` (so that offsets follow them); fills ``plan``."""
+        splits = []
+        position = 0
+        for part in self._raw_parts(whole.normalized):
+            length = len(part[1]) if isinstance(part, tuple) else len(part)
+            piece = whole.slice((position, position + length))
+            position += length
+            if isinstance(part, tuple):
+                splits.append(piece)
+                plan.append(part[0])
+                continue
+            self._normalizer.normalize(piece)
+            inner = 0
+            for sub in self._normalized_parts(piece.normalized):
+                size = len(sub[1]) if isinstance(sub, tuple) else len(sub)
+                span = piece.slice((inner, inner + size))
+                inner += size
+                if isinstance(sub, tuple):
+                    splits.append(span)
+                    plan.append(sub[0])
+                    continue
+                span.replace(" ", SPIECE_UNDERLINE)
+                if span.normalized and not span.normalized.startswith(SPIECE_UNDERLINE):
+                    span.prepend(SPIECE_UNDERLINE)
+                for word in span.split(SPIECE_UNDERLINE, "merged_with_next"):
+                    if word.normalized:
+                        splits.append(word)
+                        plan.append(-len(words) - 1)
+                        words.append(word.normalized)
+        return splits
+
+    def _raw_parts(self, text: str) -> list:
+        if self.added.raw_pattern is None or self.added.raw_pattern.search(text) is None:
+            return [text] if text else []
+        return self.added.split_raw(text)
+
+    def _normalized_parts(self, text: str) -> list:
+        if self.added.normalized_pattern is None or self.added.normalized_pattern.search(text) is None:
+            return [text] if text else []
+        return self.added.split_normalized(text)
+
+    @staticmethod
+    def _split_tokens(split: str, step: int, word_pieces: list[list[tuple[int, str]]]) -> list[Token]:
+        """The tokens of one split; offsets are UTF-8 byte offsets inside it, as ``tokenizers`` wants."""
+        if step >= 0:
+            return [Token(step, split, (0, len(split.encode("utf-8"))))]
+        tokens = []
+        start = 0
+        for index, text in word_pieces[-step - 1]:
+            stop = start + len(text.encode("utf-8"))
+            tokens.append(Token(index, text, (start, stop)))
+            start = stop
         return tokens
 
     # --- saving and pickling --------------------------------------------------------------------
@@ -242,5 +344,8 @@ class RemBertTokenizer(RemBertTokenizerBase):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        # As the fast tokenizer (whose backend pickles as tokenizer.json), come back as if reloaded.
+        self.added = self.added.reloaded(self._model_piece_to_id)
         self._load_segmenter()
-        self._setup_matching()
+        self._normalizer = None
+        self._vocabulary_changed([])

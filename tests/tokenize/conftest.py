@@ -55,3 +55,42 @@ def tokenizers_for(model_path: Path, do_lower_case: bool, keep_accents: bool, re
 def trio(spm_model):
     """Default options: (ours slow, ours fast, Hugging Face fast)."""
     return tokenizers_for(spm_model, True, False, True)
+
+
+def fresh_tokenizers(model_path: Path, **options):
+    """(ours slow, ours fast, Hugging Face fast), new instances that a test may change (add tokens to)."""
+    from transformers import RemBertTokenizerFast as HFRemBertTokenizerFast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf = HFRemBertTokenizerFast(vocab_file=str(model_path), from_slow=True, **options)
+    return RemBertTokenizer(model_path, **options), RemBertTokenizerFast(vocab_file=model_path, **options), hf
+
+
+def add_vocabulary(tokenizer) -> list[int]:
+    """The same vocabulary changes, made the way a user makes them; returns what each call returned."""
+    from tokenizers import AddedToken
+
+    return [
+        tokenizer.add_tokens(["newword", "Straße", "[CLS]", "newword", ""]),
+        tokenizer.add_tokens(["<ent>"], special_tokens=True),
+        tokenizer.add_tokens([AddedToken("<x>"), AddedToken("<y>", lstrip=True, rstrip=True)], special_tokens=True),
+        tokenizer.add_tokens([AddedToken("ñu", single_word=True)]),
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<e1>", "</e1>"]}),
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<e2>"]}, replace_additional_special_tokens=False),
+        tokenizer.add_special_tokens({"pad_token": "<newpad>"}),
+    ]
+
+
+# Text pieces that hit the added tokens above (as written, lowercased, and inside words).
+ADDED_PIECES = ["newword", "NEWWORD", "Straße", "strasse", "<ent>", "<x>", " <y> ", "<y>", "ñu", "xñux", "<e1>",
+                "</e1>", "<e2>", "<newpad>", "<pad>", "[MASK]", " [mask]"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def added_trio(spm_model):
+    """(ours slow, ours fast, Hugging Face fast) with the same added tokens."""
+    trio = fresh_tokenizers(spm_model)
+    for tokenizer in trio:
+        add_vocabulary(tokenizer)
+    return trio

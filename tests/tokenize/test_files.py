@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rembert_tokenize import RemBertTokenizer, RemBertTokenizerFast, TokenizerFileError
-from rembert_tokenize.sentencepiece_proto import SentencePieceModel
+from rembert_tokenize.model_file import SentencePieceModel
 
 CLASSES = [RemBertTokenizer, RemBertTokenizerFast]
 HF_FILES = {"tokenizer_config.json", "special_tokens_map.json", "sentencepiece.model"}
@@ -157,7 +157,7 @@ def test_corrupted_model(model_bytes, sample_lines, tmp_path_factory, data):
 
 def test_corrupted_charsmap_is_refused(model_bytes):
     model = SentencePieceModel.from_bytes(model_bytes)
-    charsmap = model.normalizer.precompiled_charsmap
+    charsmap = model.precompiled_charsmap
     start = model_bytes.index(charsmap)
     broken = bytearray(model_bytes)
     broken[start + 4 : start + 4 + 64] = b"\xff" * 64  # trie units pointing far outside the array
@@ -206,6 +206,33 @@ def test_training_helper_is_deterministic(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     model = SentencePieceModel.from_file(second)
     assert [p.text for p in model.pieces[:5]] == ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-    assert model.normalizer.name == "identity" and not model.normalizer.precompiled_charsmap
+    assert model.normalizer_name == "identity" and not model.precompiled_charsmap
     with pytest.raises(ValueError, match="normalization"):
         train_sentencepiece(SAMPLE, tmp_path / "c", normalization="nfc")
+
+
+@pytest.mark.parametrize("layout", ["model", "model+json", "model+config", "model+json+config", "json"])
+def test_directory_without_full_config(spm_model, tmp_path, layout):
+    """Whatever files a directory holds, both classes give Hugging Face's fast tokenizer's ids."""
+    import shutil
+
+    _, hf_fast = _hf_classes()
+    source = tmp_path / "source"
+    RemBertTokenizerFast(vocab_file=spm_model, do_lower_case=False, keep_accents=True).save_pretrained(source)
+    directory = tmp_path / layout
+    directory.mkdir()
+    if "model" in layout:
+        shutil.copy(spm_model, directory / "sentencepiece.model")
+    if "json" in layout:
+        shutil.copy(source / "tokenizer.json", directory / "tokenizer.json")
+    if "config" in layout:
+        (directory / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 64}))
+    text = ["Hello World Köln", "Ça coûte 25 €, n'est-ce pas? [MASK] [mask]"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = hf_fast.from_pretrained(directory)(text, return_offsets_mapping=True)
+    classes = [RemBertTokenizerFast] if layout == "json" else CLASSES
+    for cls in classes:
+        got = cls.from_pretrained(directory)(text, return_offsets_mapping=True)
+        assert dict(got) == dict(want)
+        assert got.tokens(1) == want.tokens(1)
