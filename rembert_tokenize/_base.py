@@ -73,7 +73,7 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, data: dict) -> None:
     """Write a JSON file atomically (a failed write leaves the previous file, never half of one)."""
-    from rembert_spec.tensor_file import atomic_write
+    from rembert_spec.atomic import atomic_write
 
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -710,7 +710,7 @@ class RemBertTokenizerBase:
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
         """Write ``sentencepiece.model`` (named ``{filename_prefix}-sentencepiece.model`` with a prefix)
         into an existing directory and return its path, like Hugging Face."""
-        from rembert_spec.tensor_file import atomic_write
+        from rembert_spec.atomic import atomic_write
 
         model = getattr(self, "model", None)
         if model is None:

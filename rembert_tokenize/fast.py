@@ -266,7 +266,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         paths = []
         if self.model is not None:
             paths += self.save_vocabulary(str(directory), prefix.rstrip("-") or None)
-        from rembert_spec.tensor_file import atomic_write
+        from rembert_spec.atomic import atomic_write
 
         tokenizer_path = directory / f"{prefix}{TOKENIZER_FILE}"
         self._set_template()  # the special tokens as they are now, so that other libraries build the same rows
