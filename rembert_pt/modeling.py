@@ -29,8 +29,8 @@ from rembert_spec.outputs import (
 
 from .generation import GenerationMixin
 from .layers import Embedding, LayerNorm, Linear
-from .pretrained import RemBertPreTrainedModel, backbone_of_head
-from .validation import check_forward_inputs, check_labels
+from .pretrained import RemBertPreTrainedModel
+from .validation import FACTS, check_labels
 
 LayerCache = tuple[torch.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
 
@@ -402,8 +402,8 @@ class RemBertModel(RemBertPreTrainedModel):
 
     head = "base"
 
-    def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True):
-        super().__init__(config)
+    def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True, *, _backbone_of_head: bool = False):
+        super().__init__(config, _backbone_of_head=_backbone_of_head)
         self.embeddings = RemBertEmbeddings(config)
         self.encoder = RemBertEncoder(config)
         self.pooler = RemBertPooler(config) if add_pooling_layer else None
@@ -431,8 +431,9 @@ class RemBertModel(RemBertPreTrainedModel):
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-        shape = check_forward_inputs(
+        shape = rules.check_forward_inputs(
             config,
+            FACTS,
             input_ids,
             attention_mask,
             token_type_ids,
@@ -556,8 +557,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.cls = RemBertOnlyMLMHead(config)
         self.post_init()
 
@@ -615,8 +615,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.cls = RemBertOnlyMLMHead(config)
         self.post_init()
 
@@ -679,8 +678,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config)
+        self.rembert = RemBertModel(config, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -738,8 +736,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config)
+        self.rembert = RemBertModel(config, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
@@ -756,15 +753,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> MultipleChoiceModelOutput | tuple:
-        main = input_ids if input_ids is not None else inputs_embeds
-        rules.check_main_input(input_ids is not None, inputs_embeds is not None)
-        rules.check_rank(
-            "input_ids" if input_ids is not None else "inputs_embeds",
-            tuple(main.shape),
-            (3,) if input_ids is not None else (4,),
-            "[batch, num_choices, length" + ("]" if input_ids is not None else ", input_embedding_size]"),
-        )
-        batch, choices = main.shape[:2]
+        batch, choices = rules.check_multiple_choice_inputs(FACTS, input_ids, inputs_embeds)
 
         def flat(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x.reshape(-1, *x.shape[2:])
@@ -797,8 +786,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -847,8 +835,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
         if config.num_labels != 2:
             raise ValueError(f"RemBertForQuestionAnswering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 

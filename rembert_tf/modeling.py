@@ -14,28 +14,22 @@ import tensorflow as tf
 
 from rembert_spec import RemBertConfig
 from rembert_spec import inputs as rules
-from rembert_spec.outputs import ModelOutput
-
-from .generation import TFGenerationMixin
-from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
-from .outputs import (
+from rembert_spec.outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
+    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .pretrained import TFRemBertPreTrainedModel, backbone_of_head, sublayer, unpack_inputs
-from .validation import (
-    check_forward_inputs,
-    check_labels,
-    check_regression_labels,
-    check_shape,
-    dims,
-    in_xla,
-)
+
+from .generation import TFGenerationMixin
+from .internals import in_xla
+from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
+from .pretrained import TFRemBertPreTrainedModel, sublayer, unpack_inputs
+from .validation import GraphFacts, check_labels, check_regression_labels, check_shape, dims
 
 LayerCache = tuple[tf.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
 
@@ -205,8 +199,8 @@ class TFRemBertAttention(Layer):
             attention_mask,
             key_value_states,
             past_key_value,
-            output_attentions,
-            packing,
+            output_attentions=output_attentions,
+            packing=packing,
             training=training,
         )
         return self.output_(context, hidden_states, training=training), probs, present
@@ -256,20 +250,13 @@ class TFRemBertLayer(Layer):
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None, LayerCache]:
         self_past = past_key_value[:2] if past_key_value is not None else None
-        hidden_states, self_probs, present = self.attention(
-            hidden_states, attention_mask, None, self_past, output_attentions, packing, training=training
-        )
+        flags = dict(output_attentions=output_attentions, packing=packing, training=training)
+        hidden_states, self_probs, present = self.attention(hidden_states, attention_mask, None, self_past, **flags)
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             hidden_states, cross_probs, cross_present = self.crossattention(
-                hidden_states,
-                encoder_attention_mask,
-                encoder_hidden_states,
-                cross_past,
-                output_attentions,
-                packing,
-                training=training,
+                hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, **flags
             )
             present = present + cross_present
         layer_output = self.output_(self.intermediate(hidden_states), hidden_states, training=training)
@@ -311,11 +298,17 @@ class TFRemBertEncoder(Layer):
         recompute = self.gradient_checkpointing and training and not output_attentions and presents is None
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
-            args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past, output_attentions, packing)
+            args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past)
+            flags = dict(output_attentions=output_attentions, packing=packing)
             if recompute:
-                hidden_states, probs, cross_probs, present = _recomputed(layer, hidden_states, args), None, None, None
+                hidden_states, probs, cross_probs, present = (
+                    _recomputed(layer, hidden_states, args, flags),
+                    None,
+                    None,
+                    None,
+                )
             else:
-                hidden_states, probs, cross_probs, present = layer(hidden_states, *args, training=training)
+                hidden_states, probs, cross_probs, present = layer(hidden_states, *args, **flags, training=training)
             if all_hidden_states is not None:
                 all_hidden_states.append(hidden_states)
             if all_attentions is not None:
@@ -336,12 +329,12 @@ class TFRemBertEncoder(Layer):
         )
 
 
-def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple) -> tf.Tensor:
+def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple, flags: dict) -> tf.Tensor:
     """The layer's output, with its activations recomputed in backward instead of kept (tf.recompute_grad)."""
 
     @tf.recompute_grad
     def run(hidden: tf.Tensor) -> tf.Tensor:
-        return layer(hidden, *args, training=True)[0]
+        return layer(hidden, *args, **flags, training=True)[0]
 
     return run(hidden_states)
 
@@ -421,8 +414,10 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-        shape = check_forward_inputs(
+        facts = GraphFacts()
+        shape = rules.check_forward_inputs(
             config,
+            facts,
             input_ids,
             attention_mask,
             token_type_ids,
@@ -456,7 +451,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
             # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
             packing = (StaticPacking if in_xla() else Packing)(attention_mask, dtype)
 
-        with tf.control_dependencies(shape.checks):  # in a graph, refuse bad ids before looking them up
+        with tf.control_dependencies(facts.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
         outputs = self.encoder(
             embeddings,
@@ -464,10 +459,10 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
             encoder_hidden_states,
             encoder_mask,
             past_key_values,
-            use_cache,
-            output_attentions,
-            output_hidden_states,
-            packing,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            packing=packing,
             training=training,
         )
         if self.pooler is not None:
@@ -563,8 +558,9 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.cls = TFRemBertOnlyMLMHead(config, **sublayer(self, "cls"))
         self.post_init()
 
@@ -629,8 +625,9 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.cls = TFRemBertOnlyMLMHead(config, **sublayer(self, "cls"))
         self.post_init()
 
@@ -700,8 +697,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(config, _backbone_of_head=True, **sublayer(self, "rembert"))
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, config.num_labels, **sublayer(self, "classifier"))
         self.post_init()
@@ -764,8 +760,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(config, _backbone_of_head=True, **sublayer(self, "rembert"))
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, 1, **sublayer(self, "classifier"))
         self.post_init()
@@ -784,15 +779,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> MultipleChoiceModelOutput | tuple:
-        main = input_ids if input_ids is not None else inputs_embeds
-        rules.check_main_input(input_ids is not None, inputs_embeds is not None)
-        rules.check_rank(
-            "input_ids" if input_ids is not None else "inputs_embeds",
-            tuple(main.shape),
-            (3,) if input_ids is not None else (4,),
-            "[batch, num_choices, length" + ("]" if input_ids is not None else ", input_embedding_size]"),
-        )
-        batch, choices = dims(main)[:2]
+        batch, choices = rules.check_multiple_choice_inputs(GraphFacts(), input_ids, inputs_embeds)
 
         def flat(x: tf.Tensor | None) -> tf.Tensor | None:
             return None if x is None else tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
@@ -826,8 +813,9 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, config.num_labels, **sublayer(self, "classifier"))
         self.post_init()
@@ -880,8 +868,9 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         if config.num_labels != 2:
             raise ValueError(f"TFRemBertForQuestionAnswering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.qa_outputs = Dense(config.hidden_size, config.num_labels, **sublayer(self, "qa_outputs"))
         self.post_init()
 
