@@ -24,15 +24,10 @@ import torch
 
 from rembert_spec import switches
 
-HOOKS = switches.HOOKS["torch"]
-DISABLED: set[str] = switches.disabled_hooks("torch")
-
-
-def active(hook: str) -> bool:
-    """Whether `hook` (one of HOOKS) is switched on."""
-    if hook not in HOOKS:
-        raise ValueError(f"rembert_pt has no hook {hook!r}; its hooks: {', '.join(HOOKS)}")
-    return hook not in DISABLED
+SWITCHES = switches.Switchboard("torch")
+HOOKS = SWITCHES.hooks
+DISABLED: set[str] = SWITCHES.disabled  # add a hook's name to switch it off from now on
+active = SWITCHES.active
 
 
 # -- malloc ----------------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ from rembert_spec import inputs as rules
 from rembert_spec.outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    EncoderRecord,
     MaskedLMOutput,
-    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
+    returned,
 )
 
 from .generation import GenerationMixin
@@ -322,10 +323,9 @@ class RemBertEncoder(nn.Module):
         if packing is not None:
             embeddings = packing.pack(embeddings)
         hidden_states = self.embedding_hidden_mapping_in(embeddings)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
-        presents = [] if use_cache else None
+        record = EncoderRecord(
+            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+        )
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
             args = (
@@ -341,24 +341,8 @@ class RemBertEncoder(nn.Module):
                 hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
             else:
                 hidden_states, probs, cross_probs, present = layer(*args)
-            if all_hidden_states is not None:
-                all_hidden_states.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-            if all_cross_attentions is not None:
-                all_cross_attentions.append(cross_probs)
-            if presents is not None:
-                presents.append(present)
-        if packing is not None:
-            hidden_states = packing.pad(hidden_states)
-            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
-        return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=hidden_states,
-            past_key_values=tuple(presents) if presents is not None else None,
-            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-            cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
-        )
+            record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states, packing.pad if packing is not None else None)
 
 
 class RemBertPooler(nn.Module):
@@ -427,10 +411,9 @@ class RemBertModel(RemBertPreTrainedModel):
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros."""
         config = self.config
-        unpad = config.unpad if unpad is None else unpad
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+        unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
+            config, unpad, output_attentions, output_hidden_states, use_cache
+        )
         shape = rules.check_forward_inputs(
             config,
             FACTS,
@@ -481,13 +464,7 @@ class RemBertModel(RemBertPreTrainedModel):
         )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return _finish(outputs, config if return_dict is None else return_dict)
-
-
-def _finish(outputs: ModelOutput, return_dict: bool | RemBertConfig) -> ModelOutput | tuple:
-    if isinstance(return_dict, RemBertConfig):
-        return_dict = return_dict.return_dict
-    return outputs if return_dict else outputs.to_tuple()
+        return returned(outputs, return_dict, config.return_dict)
 
 
 # -- heads ------------------------------------------------------------------------------------------------
@@ -599,7 +576,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
@@ -666,7 +643,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForSequenceClassification(RemBertPreTrainedModel):
@@ -710,7 +687,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
         out = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -776,7 +753,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForTokenClassification(RemBertPreTrainedModel):
@@ -821,7 +798,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForQuestionAnswering(RemBertPreTrainedModel):
@@ -886,4 +863,4 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)

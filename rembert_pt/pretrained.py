@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -13,8 +13,14 @@ from torch import nn
 
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS
-from rembert_spec.pretrained import fresh_entries, read_checkpoint, resolve_load, save_model_directory
-from rembert_spec.weights import WeightEntry, weight_spec
+from rembert_spec.pretrained import (
+    RemBertModelMixin,
+    fresh_entries,
+    read_checkpoint,
+    resolve_load,
+    save_model_directory,
+)
+from rembert_spec.weights import WeightEntry
 
 from . import internals
 from .layers import Embedding, Linear
@@ -44,12 +50,8 @@ def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-class RemBertPreTrainedModel(nn.Module):
+class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
     """Base of every RemBERT model: config handling, spec-driven init, from_pretrained / save_pretrained."""
-
-    head: ClassVar[str]
-    base_model_prefix: ClassVar[str] = "rembert"
-    config_class = RemBertConfig
 
     def __init__(self, config: RemBertConfig, *, _backbone_of_head: bool = False):
         """`_backbone_of_head` is passed by a head to the RemBertModel it builds inside itself: the head then checks
@@ -62,15 +64,6 @@ class RemBertPreTrainedModel(nn.Module):
 
     # -- the spec ------------------------------------------------------------------------------------------
 
-    @property
-    def _has_pooler(self) -> bool:
-        backbone = getattr(self, self.base_model_prefix, self)
-        return getattr(backbone, "pooler", None) is not None
-
-    def weight_spec(self) -> list[WeightEntry]:
-        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
-        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
-
     def _parameters_by_key(self) -> dict[str, nn.Parameter]:
         return dict(self.named_parameters())
 
@@ -80,12 +73,7 @@ class RemBertPreTrainedModel(nn.Module):
             return  # a head's backbone: the head checks and initialises everything once
         entries = self.weight_spec()
         params = self._parameters_by_key()
-        expected = {entry.pt_key for entry in entries}
-        if set(params) != expected:
-            raise AssertionError(
-                f"{type(self).__name__} parameters differ from the weight spec: "
-                f"extra {sorted(set(params) - expected)}, missing {sorted(expected - set(params))}"
-            )
+        self._check_against_spec({key: tuple(param.shape) for key, param in params.items()}, entries, tf=False)
         if next(iter(params.values())).device.type != "meta":
             self.init_weights(entries)
 
@@ -183,18 +171,8 @@ class RemBertPreTrainedModel(nn.Module):
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
-    def _backbone(self) -> nn.Module:
-        return getattr(self, self.base_model_prefix, self)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self._backbone().embeddings.word_embeddings
-
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
         self._backbone().embeddings.word_embeddings = embeddings
-
-    def get_output_embeddings(self) -> nn.Linear | None:
-        head = getattr(self, "cls", None)
-        return head.predictions.decoder if head is not None else None
 
     def set_output_embeddings(self, decoder: nn.Linear) -> None:
         self.cls.predictions.decoder = decoder
@@ -245,13 +223,6 @@ class RemBertPreTrainedModel(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Recompute each layer's activations in backward instead of storing them (less memory, more time)."""
         self._backbone().encoder.gradient_checkpointing = True
-
-    def gradient_checkpointing_disable(self) -> None:
-        self._backbone().encoder.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return self._backbone().encoder.gradient_checkpointing
 
     @property
     def device(self) -> torch.device:

@@ -294,3 +294,20 @@ def _is(size: Dim, value: int) -> bool:
 
 def _differ(a: Dim, b: Dim) -> bool:
     return known(a) and known(b) and a != b
+
+
+def forward_flags(
+    config: RemBertConfig,
+    unpad: bool | None,
+    output_attentions: bool | None,
+    output_hidden_states: bool | None,
+    use_cache: bool | None,
+) -> tuple[bool, bool, bool, bool]:
+    """The backbone's flags, each defaulting to its config field: (unpad, output_attentions, output_hidden_states,
+    use_cache); a cache is only kept by a decoder."""
+    return (
+        config.unpad if unpad is None else unpad,
+        config.output_attentions if output_attentions is None else output_attentions,
+        config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+        (config.use_cache if use_cache is None else use_cache) and config.is_decoder,
+    )

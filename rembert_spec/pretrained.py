@@ -12,16 +12,16 @@ Frameworks are named "torch" and "tf".
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .checkpoint import PYTORCH_BIN, SAFETENSORS, TF_H5, LoadReport, load_weights, open_checkpoint, write_weights
 from .config import RemBertConfig
-from .weights import WeightEntry, get_head
+from .weights import WeightEntry, get_head, weight_spec
 
 FRAMEWORKS = ("torch", "tf")
 
@@ -45,6 +45,56 @@ def load_order(framework: str) -> tuple[str, ...]:
     """The checkpoint formats `framework` looks for in a model directory, first found first read."""
     _check_framework(framework)
     return _LOAD_ORDER[framework]
+
+
+# -- the model classes ------------------------------------------------------------------------------------
+
+
+class RemBertModelMixin:
+    """What a RemBERT model knows about itself in any framework: its head, its backbone, its weight spec entries.
+    Mixed into `RemBertPreTrainedModel` and `TFRemBertPreTrainedModel`, which name parameters alike."""
+
+    head: ClassVar[str]
+    base_model_prefix: ClassVar[str] = "rembert"
+    config_class: ClassVar[type] = RemBertConfig
+    config: RemBertConfig
+
+    def _backbone(self) -> Any:
+        """The RemBertModel inside a head (the model itself for RemBertModel)."""
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def _has_pooler(self) -> bool:
+        return getattr(self._backbone(), "pooler", None) is not None
+
+    def weight_spec(self) -> list[WeightEntry]:
+        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
+        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
+
+    def _check_against_spec(self, found: Mapping[str, tuple[int, ...]], entries: list[WeightEntry], tf: bool) -> None:
+        """The model's weights (state-dict key -> shape; TensorFlow's layout if `tf`) are the spec's, exactly."""
+        expected = {entry.pt_key: entry.tf_shape if tf else entry.shape for entry in entries}
+        if dict(found) != expected:
+            wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+            raise AssertionError(
+                f"{type(self).__name__} weights differ from the weight spec: extra "
+                f"{sorted(set(found) - set(expected))}, missing {sorted(set(expected) - set(found))}, "
+                f"mis-shaped {wrong}"
+            )
+
+    def get_input_embeddings(self) -> Any:
+        return self._backbone().embeddings.word_embeddings
+
+    def get_output_embeddings(self) -> Any:
+        head = getattr(self, "cls", None)
+        return head.predictions.decoder if head is not None else None
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._backbone().encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self._backbone().encoder.gradient_checkpointing
 
 
 # -- from_pretrained --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ HOOKS = {
         "keras_tree",
     ),
 }
+PACKAGES = {"torch": "rembert_pt", "tf": "rembert_tf"}
 _ALL = ("1", "all", "true", "yes")
 _NONE = ("", "0", "none", "false", "no")
 
@@ -47,3 +48,18 @@ def disabled_hooks(framework: str, value: str | None = None) -> set[str]:
         known = ", ".join(name for hooks in HOOKS.values() for name in hooks)
         raise ValueError(f"{ENVIRONMENT_VARIABLE}={value!r}: no hook is named {', '.join(unknown)}; use 1 or {known}")
     return names & set(HOOKS[framework])
+
+
+class Switchboard:
+    """One backend's hooks and which of them are off (`disabled`, a set the caller may change at run time)."""
+
+    def __init__(self, framework: str):
+        self.framework = framework
+        self.hooks = HOOKS[framework]
+        self.disabled = disabled_hooks(framework)
+
+    def active(self, hook: str) -> bool:
+        """Whether `hook` is switched on."""
+        if hook not in self.hooks:
+            raise ValueError(f"{PACKAGES[self.framework]} has no hook {hook!r}; its hooks: {', '.join(self.hooks)}")
+        return hook not in self.disabled

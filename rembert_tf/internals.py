@@ -17,7 +17,7 @@ computes the same numbers.
   padding, assertion ops). Off: every graph is treated as XLA (no graph-time assertions; labelled LM logits are
   all logits in graphs).
 - `save_signature` (`_default_save_signature`): `tf.saved_model.save(model, path)` exports `serving_function()`.
-  Off: Keras' default (pass `signatures=model.serving_function()` yourself).
+  Off: no default signature (pass `signatures=model.serving_function()`).
 - `error_context` (`_keras_call_info_injected` on `InputError`): errors read as in PyTorch. Off: Keras appends
   every argument's value to the message.
 - `keras_tree` (optree's "keras" namespace): `predict` and compiled metrics see inside output records. Off:
@@ -38,15 +38,10 @@ from rembert_spec import outputs, switches
 from rembert_spec.h5_file import ALIGNMENT
 from rembert_spec.inputs import InputError
 
-HOOKS = switches.HOOKS["tf"]
-DISABLED: set[str] = switches.disabled_hooks("tf")
-
-
-def active(hook: str) -> bool:
-    """Whether `hook` (one of HOOKS) is switched on."""
-    if hook not in HOOKS:
-        raise ValueError(f"rembert_tf has no hook {hook!r}; its hooks: {', '.join(HOOKS)}")
-    return hook not in DISABLED
+SWITCHES = switches.Switchboard("tf")
+HOOKS = SWITCHES.hooks
+DISABLED: set[str] = SWITCHES.disabled  # add a hook's name to switch it off from now on
+active = SWITCHES.active
 
 
 # -- input_conversion ------------------------------------------------------------------------------------

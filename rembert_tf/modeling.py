@@ -17,12 +17,13 @@ from rembert_spec import inputs as rules
 from rembert_spec.outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    EncoderRecord,
     MaskedLMOutput,
-    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
+    returned,
 )
 
 from .generation import TFGenerationMixin
@@ -291,11 +292,10 @@ class TFRemBertEncoder(Layer):
         if packing is not None:
             embeddings = packing.pack(embeddings)
         hidden_states = self.embedding_hidden_mapping_in(embeddings)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
-        presents = [] if use_cache else None
-        recompute = self.gradient_checkpointing and training and not output_attentions and presents is None
+        record = EncoderRecord(
+            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+        )
+        recompute = self.gradient_checkpointing and training and not output_attentions and not use_cache
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
             args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past)
@@ -309,24 +309,8 @@ class TFRemBertEncoder(Layer):
                 )
             else:
                 hidden_states, probs, cross_probs, present = layer(hidden_states, *args, **flags, training=training)
-            if all_hidden_states is not None:
-                all_hidden_states.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-            if all_cross_attentions is not None:
-                all_cross_attentions.append(cross_probs)
-            if presents is not None:
-                presents.append(present)
-        if packing is not None:
-            hidden_states = packing.pad(hidden_states)
-            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
-        return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=hidden_states,
-            past_key_values=tuple(presents) if presents is not None else None,
-            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-            cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
-        )
+            record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states, packing.pad if packing is not None else None)
 
 
 def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple, flags: dict) -> tf.Tensor:
@@ -410,10 +394,9 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         """`unpad` (default config.unpad) gives padding positions zero hidden states, as PyTorch does when it
         skips their work (here they are computed, then zeroed: XLA needs static shapes)."""
         config = self.config
-        unpad = config.unpad if unpad is None else unpad
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+        unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
+            config, unpad, output_attentions, output_hidden_states, use_cache
+        )
         facts = GraphFacts()
         shape = rules.check_forward_inputs(
             config,
@@ -467,13 +450,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return _finish(outputs, config if return_dict is None else return_dict)
-
-
-def _finish(outputs: ModelOutput, return_dict: bool | RemBertConfig) -> ModelOutput | tuple:
-    if isinstance(return_dict, RemBertConfig):
-        return_dict = return_dict.return_dict
-    return outputs if return_dict else outputs.to_tuple()
+        return returned(outputs, return_dict, config.return_dict)
 
 
 def _cross_entropy(logits: tf.Tensor, labels: tf.Tensor, ignore_index: int | tf.Tensor = rules.IGNORE_INDEX):
@@ -606,7 +583,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
@@ -682,7 +659,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
@@ -732,7 +709,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         out = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -803,7 +780,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
@@ -854,7 +831,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
@@ -924,7 +901,7 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 __all__ = [

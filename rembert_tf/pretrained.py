@@ -8,7 +8,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
@@ -17,11 +17,17 @@ import tensorflow as tf
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5
 from rembert_spec.inputs import InputError
-from rembert_spec.pretrained import fresh_entries, read_checkpoint, resolve_load, save_model_directory
-from rembert_spec.weights import WeightEntry, weight_spec
+from rembert_spec.pretrained import (
+    RemBertModelMixin,
+    fresh_entries,
+    read_checkpoint,
+    resolve_load,
+    save_model_directory,
+)
+from rembert_spec.weights import WeightEntry
 
 from . import internals
-from .layers import Dense, Embedding, named_variables, replace_variable
+from .layers import Embedding, named_variables, replace_variable
 
 # Arguments of `call` that are not tensors: they stay Python values (they shape the graph).
 _FLAGS = frozenset(
@@ -81,17 +87,13 @@ def unpack_inputs(call: Callable) -> Callable:
     return wrapper
 
 
-class TFRemBertPreTrainedModel(keras.Model):
+class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
     """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained,
     and Keras training with the model's own loss (`compile(optimizer=...)` without a loss, labels in the inputs).
 
     >>> from rembert_tf import TFRemBertForMaskedLM
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
     """
-
-    head: ClassVar[str]
-    base_model_prefix: ClassVar[str] = "rembert"
-    config_class = RemBertConfig
 
     def __init__(
         self, config: RemBertConfig, *, _backbone_of_head: bool = False, _loading: bool = False, **kwargs: Any
@@ -104,20 +106,11 @@ class TFRemBertPreTrainedModel(keras.Model):
             raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
         super().__init__(**kwargs)
         self.config = config
-        self._is_backbone_of_head = _backbone_of_head
+        self._backbone_of_head = _backbone_of_head
         self._loading = _loading
         internals.skip_input_conversion(self)  # `call` converts its own inputs (see unpack_inputs)
 
     # -- the spec ------------------------------------------------------------------------------------------
-
-    @property
-    def _has_pooler(self) -> bool:
-        backbone = getattr(self, self.base_model_prefix, self)
-        return getattr(backbone, "pooler", None) is not None
-
-    def weight_spec(self) -> list[WeightEntry]:
-        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
-        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
 
     def named_variables(self) -> Iterator[tuple[str, keras.Variable]]:
         """(PyTorch state-dict key, variable) for every weight, e.g. `rembert.embeddings.word_embeddings.weight`.
@@ -127,18 +120,10 @@ class TFRemBertPreTrainedModel(keras.Model):
     def post_init(self) -> None:
         """Called at the end of a model's __init__: check the variables against the spec, then initialise."""
         self.built = True  # every variable exists already; Keras must not try to build the model symbolically
-        if self._is_backbone_of_head:
+        if self._backbone_of_head:
             return  # a head's backbone: the head checks and initialises everything once
         entries = self.weight_spec()
-        found = {key: tuple(variable.shape) for key, variable in self.named_variables()}
-        expected = {entry.pt_key: entry.tf_shape for entry in entries}
-        if found != expected:
-            wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-            raise AssertionError(
-                f"{type(self).__name__} variables differ from the weight spec: extra "
-                f"{sorted(set(found) - set(expected))}, missing {sorted(set(expected) - set(found))}, "
-                f"mis-shaped {wrong}"
-            )
+        self._check_against_spec({key: tuple(v.shape) for key, v in self.named_variables()}, entries, tf=True)
         if not self._loading:
             self.init_weights(entries)
 
@@ -253,16 +238,6 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
-    def _backbone(self) -> keras.layers.Layer:
-        return getattr(self, self.base_model_prefix, self)
-
-    def get_input_embeddings(self) -> Embedding:
-        return self._backbone().embeddings.word_embeddings
-
-    def get_output_embeddings(self) -> Dense | None:
-        head = getattr(self, "cls", None)
-        return head.predictions.decoder if head is not None else None
-
     def resize_token_embeddings(self, new_num_tokens: int) -> Embedding:
         """Grow or shrink the vocabulary: input embeddings and (not tied) the LM decoder; new rows are drawn
         as at initialisation, kept rows are unchanged. Updates config.vocab_size. Call it before compile()."""
@@ -304,13 +279,6 @@ class TFRemBertPreTrainedModel(keras.Model):
                 "would draw new dropout masks"
             )
         self._backbone().encoder.gradient_checkpointing = True
-
-    def gradient_checkpointing_disable(self) -> None:
-        self._backbone().encoder.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return self._backbone().encoder.gradient_checkpointing
 
     # -- Keras ---------------------------------------------------------------------------------------------
 
@@ -372,7 +340,7 @@ class TFRemBertPreTrainedModel(keras.Model):
         """What `tf.saved_model.save(model, path)` exports as "serving_default" when given no signatures (Keras
         would trace `call` with float inputs). A head's backbone exports nothing of its own. (A private Keras hook:
         rembert_tf.internals, `save_signature`.)"""
-        if self._is_backbone_of_head:
+        if self._backbone_of_head:
             return None
         return internals.default_save_signature(
             self.serving_function, lambda: super(TFRemBertPreTrainedModel, self)._default_save_signature
