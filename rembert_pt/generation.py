@@ -1,32 +1,22 @@
 """Text generation for RemBertForCausalLM: greedy decoding and sampling with a key/value cache.
 
-The rules (argument checks, filters, when a row stops) are `rembert_spec.generation`'s, shared with
-`rembert_tf.generation`; this module is the PyTorch loop that applies them.
+`generate`, its checks and the loop's bookkeeping are `rembert_spec.generation`'s, shared with
+`rembert_tf.generation`; this module is the PyTorch half: one model step with the cache, and the choice of tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
-from rembert_spec import generation as rules
-from rembert_spec.generation import GenerationError, GenerationSettings
+from rembert_spec import generation as decoding
+from rembert_spec.generation import GenerationSettings
 
-
-def _kind(t: torch.Tensor) -> str:
-    if t.dtype == torch.bool:
-        return "b"
-    return "f" if t.is_floating_point() else "i"
-
-
-def prompt_positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of a left-padded prompt: real tokens count 0, 1, 2, ...; padding gets 0 (it is masked).
-
-    >>> prompt_positions(torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])).tolist()
-    [[0, 0, 0, 1], [0, 1, 2, 3]]
-    """
-    return (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
+from . import internals
+from .validation import tensor_kind
 
 
 def filter_logits(
@@ -81,11 +71,16 @@ class CertifiedArgmax:
             self.row_norm[start : start + self._CHUNK] = widened.norm(dim=1)
 
     @staticmethod
-    def _key(decoder: torch.nn.Linear) -> tuple:
-        return (decoder.weight.data_ptr(), decoder.weight._version, decoder.bias.data_ptr(), decoder.bias._version)
+    def _key(decoder: torch.nn.Linear) -> tuple | None:
+        return internals.weights_key(decoder.weight, decoder.bias)
+
+    @staticmethod
+    def applies(decoder: torch.nn.Linear) -> bool:
+        """float32 weights whose changes can be seen (rembert_pt.internals, hook `tensor_version`)."""
+        return decoder.weight.dtype == torch.float32 and internals.active("tensor_version")
 
     def fits(self, decoder: torch.nn.Linear) -> bool:
-        return self.key == self._key(decoder)
+        return self.key is not None and self.key == self._key(decoder)
 
     def __call__(self, decoder: torch.nn.Linear, x: torch.Tensor, banned: list[int]) -> torch.Tensor:
         x = x.float()
@@ -112,119 +107,92 @@ class CertifiedArgmax:
         return torch.stack(tokens)
 
 
-class GenerationMixin:
-    """Adds `generate` to a causal language model whose config has is_decoder=True.
+class _TorchDecoding:
+    """The PyTorch half of one `generate` call (a rembert_spec.generation.DecodingBackend)."""
+
+    def __init__(
+        self,
+        model: Any,
+        prompt: torch.Tensor,
+        settings: GenerationSettings,
+        generator: torch.Generator | None,
+        encoder_hidden_states: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor | None,
+    ):
+        self.model, self.prompt, self.settings, self.generator = model, prompt, settings, generator
+        self.encoder_hidden_states, self.encoder_attention_mask = encoder_hidden_states, encoder_attention_mask
+        self.prompt_ids = prompt.cpu().numpy()
+        self.past = None
+
+    def _tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=dtype, device=self.prompt.device)
+
+    @torch.no_grad()
+    def step(
+        self, input_ids: np.ndarray, position_ids: np.ndarray, attention_mask: np.ndarray, banned: tuple[int, ...]
+    ) -> np.ndarray:
+        outputs = self.model.rembert(
+            input_ids=self._tensor(input_ids, self.prompt.dtype),
+            attention_mask=self._tensor(attention_mask, self.prompt.dtype),
+            position_ids=self._tensor(position_ids, torch.long),
+            past_key_values=self.past,
+            encoder_hidden_states=self.encoder_hidden_states,
+            encoder_attention_mask=self.encoder_attention_mask,
+            use_cache=True,
+            return_dict=True,
+        )
+        self.past = outputs.past_key_values
+        features = self.model.cls.predictions.features(outputs.last_hidden_state[:, -1, :])
+        return self.model._choose_tokens(features, self.settings, banned, self.generator).cpu().numpy()
+
+    def join(self, new_tokens: np.ndarray) -> torch.Tensor:
+        return torch.cat([self.prompt, self._tensor(new_tokens, self.prompt.dtype)], dim=1)
+
+
+class GenerationMixin(decoding.GenerationMixin):
+    """Adds `generate` (rembert_spec.generation.GenerationMixin) to a PyTorch causal language model whose config
+    has is_decoder=True.
 
     >>> model = RemBertForCausalLM.from_pretrained(path, is_decoder=True)  # doctest: +SKIP
     >>> model.generate(torch.tensor([[312, 1047, 7]]), max_new_tokens=5)  # doctest: +SKIP
     tensor([[ 312, 1047,    7, 8812,  903,   11,  204,  313]])
     """
 
-    @torch.no_grad()
-    def generate(
-        self,
-        input_ids: torch.Tensor | Sequence[Sequence[int]],
-        attention_mask: torch.Tensor | None = None,
-        max_new_tokens: int = 20,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_token_id: int | Sequence[int] | None = None,
-        pad_token_id: int | None = None,
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
-        encoder_hidden_states: torch.Tensor | None = None,
-        encoder_attention_mask: torch.Tensor | None = None,
-        min_new_tokens: int = 0,
-    ) -> torch.Tensor:
-        """Continue each prompt by up to `max_new_tokens` tokens; returns [batch, prompt + new] ids.
+    _generator_class = torch.Generator
+    _generator_class_name = "torch.Generator"
 
-        Prompts of different lengths go in one batch LEFT-padded, with `attention_mask` (1 = token, 0 = padding):
-        positions then count real tokens only, so each row continues exactly as it would alone. Greedy by default;
-        `do_sample=True` samples from softmax(logits / temperature), restricted to the `top_k` most likely tokens
-        and then to the `top_p` nucleus. `seed` (or a torch.Generator) makes sampling reproducible.
-
-        A row ends at an `eos_token_id` (default config.eos_token_id; a list ends at any of them, an empty list
-        never), which it keeps; its later positions hold `pad_token_id` (default config.pad_token_id). Decoding
-        stops early when every row has ended. No end-of-sequence id is produced before `min_new_tokens`.
-
-        For a decoder with cross-attention, `encoder_hidden_states` [batch, source, hidden] (and its
-        `encoder_attention_mask`) are attended to at every step; their keys and values are computed once.
-
-        >>> ids = model.generate(prompt_ids, attention_mask=mask, max_new_tokens=8, eos_token_id=313)  # doctest: +SKIP
-        """
-        config = self.config
-        input_ids = torch.as_tensor(input_ids)
-        rules.check_prompt_ids("input_ids", tuple(input_ids.shape), _kind(input_ids))
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise GenerationError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        settings = rules.check_generation_args(
-            config,
-            input_ids.shape[1],
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            eos_token_id=eos_token_id,
-            pad_token_id=pad_token_id,
-            seed=seed,
-            has_generator=generator is not None,
-        )
-        device = input_ids.device
+    def _prompt(
+        self, input_ids: torch.Tensor | Sequence[Sequence[int]], attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, str, np.ndarray | None]:
+        prompt = torch.as_tensor(input_ids)
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        else:
-            attention_mask = torch.as_tensor(attention_mask, device=device)
-            rules.check_mask_shape(tuple(attention_mask.shape), tuple(input_ids.shape))
-            real = attention_mask != 0
-            rules.check_prompt_mask(
-                (~real.any(-1)).nonzero().flatten().tolist(), (~real[:, -1]).nonzero().flatten().tolist()
-            )
-            attention_mask = real.to(input_ids.dtype)
-        if settings.do_sample and generator is None and settings.seed is not None:
-            generator = torch.Generator(device=device).manual_seed(settings.seed)
+            return prompt, tensor_kind(prompt), None
+        real = torch.as_tensor(attention_mask, device=prompt.device) != 0
+        return prompt, tensor_kind(prompt), real.cpu().numpy()
 
-        eos = torch.tensor(settings.eos_token_ids, dtype=input_ids.dtype, device=device)
-        finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=device)
-        next_position = attention_mask.sum(-1, keepdim=True)
-        step_ids, position_ids, past = input_ids, prompt_positions(attention_mask), None
-        new_tokens: list[torch.Tensor] = []
-        for step in range(settings.max_new_tokens):
-            outputs = self.rembert(
-                input_ids=step_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                past_key_values=past,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                use_cache=True,
-                return_dict=True,
-            )
-            features = self.cls.predictions.features(outputs.last_hidden_state[:, -1, :])
-            tokens = self._choose_tokens(features, settings, step, generator).to(input_ids.dtype)
-            if settings.eos_token_ids:
-                if settings.pad_token_id is not None:
-                    tokens = torch.where(finished, settings.pad_token_id, tokens)
-                finished |= torch.isin(tokens, eos)
-            new_tokens.append(tokens[:, None])
-            if settings.stops(step + 1, bool(finished.all())):
-                break
-            past = outputs.past_key_values
-            step_ids, position_ids = tokens[:, None], next_position
-            next_position = next_position + 1
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], 1)
-        return torch.cat([input_ids, *new_tokens], dim=1)
+    def _decoding_backend(
+        self,
+        prompt: torch.Tensor,
+        settings: GenerationSettings,
+        generator: torch.Generator | None,
+        encoder_hidden_states: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor | None,
+    ) -> _TorchDecoding:
+        if settings.do_sample and generator is None and settings.seed is not None:
+            generator = torch.Generator(device=prompt.device).manual_seed(settings.seed)
+        return _TorchDecoding(self, prompt, settings, generator, encoder_hidden_states, encoder_attention_mask)
 
     def _choose_tokens(
-        self, features: torch.Tensor, settings: GenerationSettings, step: int, generator: torch.Generator | None
+        self,
+        features: torch.Tensor,
+        settings: GenerationSettings,
+        banned: tuple[int, ...],
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """[batch, output_embedding_size] features of the last position -> [batch] next tokens."""
+        """[batch, output_embedding_size] features of the last position -> [batch] next tokens, never `banned`."""
         decoder = self.cls.predictions.decoder
-        banned = list(settings.eos_token_ids) if settings.suppresses_eos(step) else []
-        if not settings.do_sample and decoder.weight.dtype == torch.float32:
+        banned = list(banned)
+        if not settings.do_sample and CertifiedArgmax.applies(decoder):
             argmax = getattr(self, "_certified_argmax", None)
             if argmax is None or not argmax.fits(decoder):
                 argmax = self._certified_argmax = CertifiedArgmax(decoder)

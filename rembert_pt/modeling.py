@@ -19,18 +19,19 @@ from rembert_spec import inputs as rules
 from rembert_spec.outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    EncoderRecord,
     MaskedLMOutput,
-    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
+    returned,
 )
 
 from .generation import GenerationMixin
 from .layers import Embedding, LayerNorm, Linear
-from .pretrained import RemBertPreTrainedModel, backbone_of_head
-from .validation import check_forward_inputs, check_labels
+from .pretrained import RemBertPreTrainedModel
+from .validation import FACTS, check_labels
 
 LayerCache = tuple[torch.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
 
@@ -322,10 +323,9 @@ class RemBertEncoder(nn.Module):
         if packing is not None:
             embeddings = packing.pack(embeddings)
         hidden_states = self.embedding_hidden_mapping_in(embeddings)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
-        presents = [] if use_cache else None
+        record = EncoderRecord(
+            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+        )
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
             args = (
@@ -341,24 +341,8 @@ class RemBertEncoder(nn.Module):
                 hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
             else:
                 hidden_states, probs, cross_probs, present = layer(*args)
-            if all_hidden_states is not None:
-                all_hidden_states.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-            if all_cross_attentions is not None:
-                all_cross_attentions.append(cross_probs)
-            if presents is not None:
-                presents.append(present)
-        if packing is not None:
-            hidden_states = packing.pad(hidden_states)
-            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
-        return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=hidden_states,
-            past_key_values=tuple(presents) if presents is not None else None,
-            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-            cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
-        )
+            record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states, packing.pad if packing is not None else None)
 
 
 class RemBertPooler(nn.Module):
@@ -402,8 +386,8 @@ class RemBertModel(RemBertPreTrainedModel):
 
     head = "base"
 
-    def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True):
-        super().__init__(config)
+    def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True, *, _backbone_of_head: bool = False):
+        super().__init__(config, _backbone_of_head=_backbone_of_head)
         self.embeddings = RemBertEmbeddings(config)
         self.encoder = RemBertEncoder(config)
         self.pooler = RemBertPooler(config) if add_pooling_layer else None
@@ -427,12 +411,12 @@ class RemBertModel(RemBertPreTrainedModel):
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros."""
         config = self.config
-        unpad = config.unpad if unpad is None else unpad
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-        shape = check_forward_inputs(
+        unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
+            config, unpad, output_attentions, output_hidden_states, use_cache
+        )
+        shape = rules.check_forward_inputs(
             config,
+            FACTS,
             input_ids,
             attention_mask,
             token_type_ids,
@@ -480,13 +464,7 @@ class RemBertModel(RemBertPreTrainedModel):
         )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return _finish(outputs, config if return_dict is None else return_dict)
-
-
-def _finish(outputs: ModelOutput, return_dict: bool | RemBertConfig) -> ModelOutput | tuple:
-    if isinstance(return_dict, RemBertConfig):
-        return_dict = return_dict.return_dict
-    return outputs if return_dict else outputs.to_tuple()
+        return returned(outputs, return_dict, config.return_dict)
 
 
 # -- heads ------------------------------------------------------------------------------------------------
@@ -556,8 +534,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.cls = RemBertOnlyMLMHead(config)
         self.post_init()
 
@@ -599,7 +576,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
@@ -615,8 +592,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.cls = RemBertOnlyMLMHead(config)
         self.post_init()
 
@@ -667,7 +643,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForSequenceClassification(RemBertPreTrainedModel):
@@ -679,8 +655,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config)
+        self.rembert = RemBertModel(config, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -712,7 +687,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
         out = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -738,8 +713,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config)
+        self.rembert = RemBertModel(config, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
@@ -756,15 +730,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> MultipleChoiceModelOutput | tuple:
-        main = input_ids if input_ids is not None else inputs_embeds
-        rules.check_main_input(input_ids is not None, inputs_embeds is not None)
-        rules.check_rank(
-            "input_ids" if input_ids is not None else "inputs_embeds",
-            tuple(main.shape),
-            (3,) if input_ids is not None else (4,),
-            "[batch, num_choices, length" + ("]" if input_ids is not None else ", input_embedding_size]"),
-        )
-        batch, choices = main.shape[:2]
+        batch, choices = rules.check_multiple_choice_inputs(FACTS, input_ids, inputs_embeds)
 
         def flat(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x.reshape(-1, *x.shape[2:])
@@ -787,7 +753,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForTokenClassification(RemBertPreTrainedModel):
@@ -797,8 +763,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -833,7 +798,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class RemBertForQuestionAnswering(RemBertPreTrainedModel):
@@ -847,8 +812,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
         if config.num_labels != 2:
             raise ValueError(f"RemBertForQuestionAnswering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config)
-        with backbone_of_head():
-            self.rembert = RemBertModel(config, add_pooling_layer=False)
+        self.rembert = RemBertModel(config, add_pooling_layer=False, _backbone_of_head=True)
         self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -899,4 +863,4 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -15,20 +12,19 @@ import torch
 from torch import nn
 
 from rembert_spec import RemBertConfig
-from rembert_spec.checkpoint import (
-    PYTORCH_BIN,
-    SAFETENSORS,
-    TF_H5,
-    load_weights,
-    open_checkpoint,
-    write_weights,
+from rembert_spec.checkpoint import SAFETENSORS
+from rembert_spec.pretrained import (
+    RemBertModelMixin,
+    fresh_entries,
+    read_checkpoint,
+    resolve_load,
+    save_model_directory,
 )
-from rembert_spec.weights import WeightEntry, get_head, weight_spec
+from rembert_spec.weights import WeightEntry
 
+from . import internals
 from .layers import Embedding, Linear
-from .memory import return_large_frees_to_the_os
 
-_INSIDE_HEAD = contextvars.ContextVar("rembert_inside_head", default=False)
 _NUMPY_DTYPES = {torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
 
 
@@ -54,55 +50,30 @@ def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-@contextmanager
-def backbone_of_head() -> Iterator[None]:
-    """Build a head's backbone inside this block so that it is initialised once, by the head."""
-    token = _INSIDE_HEAD.set(True)
-    try:
-        yield
-    finally:
-        _INSIDE_HEAD.reset(token)
-
-
-class RemBertPreTrainedModel(nn.Module):
+class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
     """Base of every RemBERT model: config handling, spec-driven init, from_pretrained / save_pretrained."""
 
-    head: ClassVar[str]
-    base_model_prefix: ClassVar[str] = "rembert"
-    config_class = RemBertConfig
-
-    def __init__(self, config: RemBertConfig):
+    def __init__(self, config: RemBertConfig, *, _backbone_of_head: bool = False):
+        """`_backbone_of_head` is passed by a head to the RemBertModel it builds inside itself: the head then checks
+        and initialises every parameter once, its backbone's included."""
         super().__init__()
         if not isinstance(config, RemBertConfig):
             raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
         self.config = config
+        self._backbone_of_head = _backbone_of_head
 
     # -- the spec ------------------------------------------------------------------------------------------
-
-    @property
-    def _has_pooler(self) -> bool:
-        backbone = getattr(self, self.base_model_prefix, self)
-        return getattr(backbone, "pooler", None) is not None
-
-    def weight_spec(self) -> list[WeightEntry]:
-        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
-        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
 
     def _parameters_by_key(self) -> dict[str, nn.Parameter]:
         return dict(self.named_parameters())
 
     def post_init(self) -> None:
         """Called at the end of a model's __init__: check the modules against the spec, then initialise."""
-        if _INSIDE_HEAD.get():
+        if self._backbone_of_head:
             return  # a head's backbone: the head checks and initialises everything once
         entries = self.weight_spec()
         params = self._parameters_by_key()
-        expected = {entry.pt_key for entry in entries}
-        if set(params) != expected:
-            raise AssertionError(
-                f"{type(self).__name__} parameters differ from the weight spec: "
-                f"extra {sorted(set(params) - expected)}, missing {sorted(expected - set(params))}"
-            )
+        self._check_against_spec({key: tuple(param.shape) for key, param in params.items()}, entries, tf=False)
         if next(iter(params.values())).device.type != "meta":
             self.init_weights(entries)
 
@@ -143,16 +114,18 @@ class RemBertPreTrainedModel(nn.Module):
         `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True); `add_pooling_layer`
         (RemBertModel only) builds the backbone with or without its pooler.
         """
-        model_kwargs = _model_kwargs(cls, add_pooling_layer)
-        path = Path(pretrained_model_path)
-        if config is None:
-            config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent, **config_overrides)
-        elif config_overrides:
-            config = config.replace(**config_overrides)
+        request = resolve_load(
+            pretrained_model_path,
+            config,
+            config_overrides,
+            head=cls.head,
+            framework="torch",
+            add_pooling_layer=add_pooling_layer,
+        )
         dtype = torch_dtype or torch.get_default_dtype()
         # Build without memory or random draws; every parameter is then either read or initialised once.
         with torch.device("meta"):
-            model = cls(config, **model_kwargs)
+            model = cls(request.config, **request.model_kwargs)
         model = model.to_empty(device="cpu").to(dtype)
         params = model._parameters_by_key()
         entries = model.weight_spec()
@@ -160,18 +133,19 @@ class RemBertPreTrainedModel(nn.Module):
         def assign(entry: WeightEntry, array: np.ndarray) -> None:
             param = params[entry.pt_key]
             tensor = from_numpy(array)
-            if array.flags.writeable and array.flags.c_contiguous and tensor.dtype == param.dtype:
-                param.data = tensor  # adopt the private memory-mapped pages: no copy, no second buffer
-            else:
-                param.data.copy_(tensor)
+            adoptable = array.flags.writeable and array.flags.c_contiguous and tensor.dtype == param.dtype
+            internals.fill(param, tensor, adoptable)
 
-        prefer = (SAFETENSORS, PYTORCH_BIN, TF_H5)
-        with open_checkpoint(path, config, prefer=prefer, copy_on_write=True) as checkpoint:
-            with torch.no_grad():
-                report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
-            report.log(cls.__name__, checkpoint.path)
-        fresh = set(report.missing_keys) | {key for key, _, _ in report.mismatched_keys}
-        model.init_weights([e for e in entries if e.pt_key in fresh])
+        with torch.no_grad():
+            report = read_checkpoint(
+                request,
+                entries,
+                assign,
+                framework="torch",
+                model_name=cls.__name__,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+            )
+        model.init_weights(fresh_entries(entries, report))
         model.eval()
         return (model, report.as_dict()) if output_loading_info else model
 
@@ -181,39 +155,24 @@ class RemBertPreTrainedModel(nn.Module):
         self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **_: Any
     ) -> list[Path]:
         """Write config.json and model.safetensors (sharded above max_shard_size) in Hugging Face's layout."""
-        directory = Path(save_directory)
-        if directory.exists() and not directory.is_dir():
-            raise NotADirectoryError(f"{directory}: exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
         params = self._parameters_by_key()
-        config = self.config.replace()
-        config.extra["architectures"] = [get_head(self.head).pt_class]
         dtype = next(iter(params.values())).dtype
-        written = write_weights(
-            directory,
-            SAFETENSORS,
-            self.weight_spec(),
-            lambda entry: to_numpy(params[entry.pt_key]),
+        return save_model_directory(
+            save_directory,
+            self.config,
             head=self.head,
+            framework="torch",
+            fmt=SAFETENSORS,
+            entries=self.weight_spec(),
+            fetch=lambda entry: to_numpy(params[entry.pt_key]),
             dtype=to_numpy(torch.zeros((), dtype=dtype)).dtype,
             max_shard_size=max_shard_size,
         )
-        return [config.save_pretrained(directory), *written]
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
-    def _backbone(self) -> nn.Module:
-        return getattr(self, self.base_model_prefix, self)
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self._backbone().embeddings.word_embeddings
-
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
         self._backbone().embeddings.word_embeddings = embeddings
-
-    def get_output_embeddings(self) -> nn.Linear | None:
-        head = getattr(self, "cls", None)
-        return head.predictions.decoder if head is not None else None
 
     def set_output_embeddings(self, decoder: nn.Linear) -> None:
         self.cls.predictions.decoder = decoder
@@ -256,21 +215,14 @@ class RemBertPreTrainedModel(nn.Module):
     # -- training conveniences ------------------------------------------------------------------------------
 
     def train(self, mode: bool = True):
-        """As nn.Module.train; training mode also lets freed activations go back to the OS (rembert_pt.memory)."""
+        """As nn.Module.train; training mode also lets freed activations go back to the OS (rembert_pt.internals)."""
         if mode:
-            return_large_frees_to_the_os()
+            internals.return_large_frees_to_the_os()
         return super().train(mode)
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute each layer's activations in backward instead of storing them (less memory, more time)."""
         self._backbone().encoder.gradient_checkpointing = True
-
-    def gradient_checkpointing_disable(self) -> None:
-        self._backbone().encoder.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return self._backbone().encoder.gradient_checkpointing
 
     @property
     def device(self) -> torch.device:
@@ -282,11 +234,3 @@ class RemBertPreTrainedModel(nn.Module):
 
     def num_parameters(self, only_trainable: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
-
-
-def _model_kwargs(cls: type, add_pooling_layer: bool | None) -> dict[str, bool]:
-    if add_pooling_layer is None:
-        return {}
-    if cls.head != "base":
-        raise ValueError(f"add_pooling_layer applies to RemBertModel only; {cls.__name__} decides its own pooler")
-    return {"add_pooling_layer": add_pooling_layer}

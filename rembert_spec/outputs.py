@@ -8,7 +8,7 @@ passes through Keras and tf.nest unchanged.
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 
@@ -124,3 +124,57 @@ OUTPUT_FOR_HEAD: dict[str, type[ModelOutput]] = {
     "token_classification": TokenClassifierOutput,
     "question_answering": QuestionAnsweringModelOutput,
 }
+
+
+def returned(outputs: ModelOutput, return_dict: bool | None, return_dict_default: bool) -> ModelOutput | tuple:
+    """What forward / call returns: the record, or with `return_dict=False` (default: the config's) its tuple."""
+    return outputs if (return_dict_default if return_dict is None else return_dict) else outputs.to_tuple()
+
+
+class EncoderRecord:
+    """What an encoder collects layer by layer for its output, as asked: hidden states (starting with the layers'
+    input), self- and cross-attention probabilities, each layer's new key/value cache."""
+
+    def __init__(
+        self,
+        first_hidden_states: Any,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        cross_attention: bool,
+        use_cache: bool,
+    ):
+        self.hidden_states = [first_hidden_states] if output_hidden_states else None
+        self.attentions = [] if output_attentions else None
+        self.cross_attentions = [] if output_attentions and cross_attention else None
+        self.presents = [] if use_cache else None
+
+    def add(self, hidden_states: Any, probs: Any, cross_probs: Any, present: Any) -> None:
+        """One layer's outputs."""
+        for collected, value in (
+            (self.hidden_states, hidden_states),
+            (self.attentions, probs),
+            (self.cross_attentions, cross_probs),
+            (self.presents, present),
+        ):
+            if collected is not None:
+                collected.append(value)
+
+    def output(
+        self, last_hidden_state: Any, unpack: Callable[[Any], Any] | None = None
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """The encoder's record; `unpack` (if any) turns every hidden state back to [batch, length, hidden]."""
+        hidden_states = self.hidden_states
+        if unpack is not None:
+            last_hidden_state = unpack(last_hidden_state)
+            hidden_states = [unpack(h) for h in hidden_states] if hidden_states else None
+
+        def as_tuple(collected: list | None) -> tuple | None:
+            return tuple(collected) if collected is not None else None
+
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=last_hidden_state,
+            past_key_values=as_tuple(self.presents),
+            hidden_states=as_tuple(hidden_states),
+            attentions=as_tuple(self.attentions),
+            cross_attentions=as_tuple(self.cross_attentions),
+        )

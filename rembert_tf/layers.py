@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
+from . import internals
+
 
 def _matmul(x: tf.Tensor, kernel: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
     """x [..., in] times a 2-D kernel, as one 2-D matmul (the leading axes are folded into the rows)."""
@@ -25,15 +27,15 @@ def _matmul(x: tf.Tensor, kernel: tf.Tensor, transpose_b: bool = False) -> tf.Te
 
 class Layer(keras.layers.Layer):
     """Base of every RemBERT layer: built at construction (shapes come from the config), and called with
-    tensors the model has already prepared, so Keras' input conversion is skipped. Layers cast variables to
+    tensors the model has already prepared, so Keras' input conversion is skipped (rembert_tf.internals,
+    `input_conversion`; non-tensor arguments go by name, so layers work with it off too). Layers cast variables to
     the compute dtype themselves (autocast off): a LayerNorm scale read through float16 would lose bits, and an
     autocast embedding table would be converted whole on every lookup."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        internals.skip_input_conversion(self)
         self.built = True
 
 

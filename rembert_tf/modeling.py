@@ -14,28 +14,23 @@ import tensorflow as tf
 
 from rembert_spec import RemBertConfig
 from rembert_spec import inputs as rules
-from rembert_spec.outputs import ModelOutput
-
-from .generation import TFGenerationMixin
-from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
-from .outputs import (
+from rembert_spec.outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    EncoderRecord,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
+    returned,
 )
-from .pretrained import TFRemBertPreTrainedModel, backbone_of_head, sublayer, unpack_inputs
-from .validation import (
-    check_forward_inputs,
-    check_labels,
-    check_regression_labels,
-    check_shape,
-    dims,
-    in_xla,
-)
+
+from .generation import TFGenerationMixin
+from .internals import in_xla
+from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
+from .pretrained import TFRemBertPreTrainedModel, sublayer, unpack_inputs
+from .validation import GraphFacts, check_labels, check_regression_labels, check_shape, dims
 
 LayerCache = tuple[tf.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
 
@@ -205,8 +200,8 @@ class TFRemBertAttention(Layer):
             attention_mask,
             key_value_states,
             past_key_value,
-            output_attentions,
-            packing,
+            output_attentions=output_attentions,
+            packing=packing,
             training=training,
         )
         return self.output_(context, hidden_states, training=training), probs, present
@@ -256,20 +251,13 @@ class TFRemBertLayer(Layer):
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None, LayerCache]:
         self_past = past_key_value[:2] if past_key_value is not None else None
-        hidden_states, self_probs, present = self.attention(
-            hidden_states, attention_mask, None, self_past, output_attentions, packing, training=training
-        )
+        flags = dict(output_attentions=output_attentions, packing=packing, training=training)
+        hidden_states, self_probs, present = self.attention(hidden_states, attention_mask, None, self_past, **flags)
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             hidden_states, cross_probs, cross_present = self.crossattention(
-                hidden_states,
-                encoder_attention_mask,
-                encoder_hidden_states,
-                cross_past,
-                output_attentions,
-                packing,
-                training=training,
+                hidden_states, encoder_attention_mask, encoder_hidden_states, cross_past, **flags
             )
             present = present + cross_present
         layer_output = self.output_(self.intermediate(hidden_states), hidden_states, training=training)
@@ -304,44 +292,33 @@ class TFRemBertEncoder(Layer):
         if packing is not None:
             embeddings = packing.pack(embeddings)
         hidden_states = self.embedding_hidden_mapping_in(embeddings)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        all_cross_attentions = [] if output_attentions and encoder_hidden_states is not None else None
-        presents = [] if use_cache else None
-        recompute = self.gradient_checkpointing and training and not output_attentions and presents is None
+        record = EncoderRecord(
+            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+        )
+        recompute = self.gradient_checkpointing and training and not output_attentions and not use_cache
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
-            args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past, output_attentions, packing)
+            args = (attention_mask, encoder_hidden_states, encoder_attention_mask, past)
+            flags = dict(output_attentions=output_attentions, packing=packing)
             if recompute:
-                hidden_states, probs, cross_probs, present = _recomputed(layer, hidden_states, args), None, None, None
+                hidden_states, probs, cross_probs, present = (
+                    _recomputed(layer, hidden_states, args, flags),
+                    None,
+                    None,
+                    None,
+                )
             else:
-                hidden_states, probs, cross_probs, present = layer(hidden_states, *args, training=training)
-            if all_hidden_states is not None:
-                all_hidden_states.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-            if all_cross_attentions is not None:
-                all_cross_attentions.append(cross_probs)
-            if presents is not None:
-                presents.append(present)
-        if packing is not None:
-            hidden_states = packing.pad(hidden_states)
-            all_hidden_states = [packing.pad(h) for h in all_hidden_states] if all_hidden_states else None
-        return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=hidden_states,
-            past_key_values=tuple(presents) if presents is not None else None,
-            hidden_states=tuple(all_hidden_states) if all_hidden_states is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-            cross_attentions=tuple(all_cross_attentions) if all_cross_attentions is not None else None,
-        )
+                hidden_states, probs, cross_probs, present = layer(hidden_states, *args, **flags, training=training)
+            record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states, packing.pad if packing is not None else None)
 
 
-def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple) -> tf.Tensor:
+def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple, flags: dict) -> tf.Tensor:
     """The layer's output, with its activations recomputed in backward instead of kept (tf.recompute_grad)."""
 
     @tf.recompute_grad
     def run(hidden: tf.Tensor) -> tf.Tensor:
-        return layer(hidden, *args, training=True)[0]
+        return layer(hidden, *args, **flags, training=True)[0]
 
     return run(hidden_states)
 
@@ -417,12 +394,13 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         """`unpad` (default config.unpad) gives padding positions zero hidden states, as PyTorch does when it
         skips their work (here they are computed, then zeroed: XLA needs static shapes)."""
         config = self.config
-        unpad = config.unpad if unpad is None else unpad
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
-        shape = check_forward_inputs(
+        unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
+            config, unpad, output_attentions, output_hidden_states, use_cache
+        )
+        facts = GraphFacts()
+        shape = rules.check_forward_inputs(
             config,
+            facts,
             input_ids,
             attention_mask,
             token_type_ids,
@@ -456,7 +434,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
             # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
             packing = (StaticPacking if in_xla() else Packing)(attention_mask, dtype)
 
-        with tf.control_dependencies(shape.checks):  # in a graph, refuse bad ids before looking them up
+        with tf.control_dependencies(facts.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
         outputs = self.encoder(
             embeddings,
@@ -464,21 +442,15 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
             encoder_hidden_states,
             encoder_mask,
             past_key_values,
-            use_cache,
-            output_attentions,
-            output_hidden_states,
-            packing,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            packing=packing,
             training=training,
         )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return _finish(outputs, config if return_dict is None else return_dict)
-
-
-def _finish(outputs: ModelOutput, return_dict: bool | RemBertConfig) -> ModelOutput | tuple:
-    if isinstance(return_dict, RemBertConfig):
-        return_dict = return_dict.return_dict
-    return outputs if return_dict else outputs.to_tuple()
+        return returned(outputs, return_dict, config.return_dict)
 
 
 def _cross_entropy(logits: tf.Tensor, labels: tf.Tensor, ignore_index: int | tf.Tensor = rules.IGNORE_INDEX):
@@ -563,8 +535,9 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.cls = TFRemBertOnlyMLMHead(config, **sublayer(self, "cls"))
         self.post_init()
 
@@ -610,7 +583,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
@@ -629,8 +602,9 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.cls = TFRemBertOnlyMLMHead(config, **sublayer(self, "cls"))
         self.post_init()
 
@@ -685,7 +659,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
@@ -700,8 +674,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(config, _backbone_of_head=True, **sublayer(self, "rembert"))
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, config.num_labels, **sublayer(self, "classifier"))
         self.post_init()
@@ -736,7 +709,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         out = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -764,8 +737,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(config, _backbone_of_head=True, **sublayer(self, "rembert"))
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, 1, **sublayer(self, "classifier"))
         self.post_init()
@@ -784,15 +756,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> MultipleChoiceModelOutput | tuple:
-        main = input_ids if input_ids is not None else inputs_embeds
-        rules.check_main_input(input_ids is not None, inputs_embeds is not None)
-        rules.check_rank(
-            "input_ids" if input_ids is not None else "inputs_embeds",
-            tuple(main.shape),
-            (3,) if input_ids is not None else (4,),
-            "[batch, num_choices, length" + ("]" if input_ids is not None else ", input_embedding_size]"),
-        )
-        batch, choices = dims(main)[:2]
+        batch, choices = rules.check_multiple_choice_inputs(GraphFacts(), input_ids, inputs_embeds)
 
         def flat(x: tf.Tensor | None) -> tf.Tensor | None:
             return None if x is None else tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
@@ -816,7 +780,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
@@ -826,8 +790,9 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
 
     def __init__(self, config: RemBertConfig, **kwargs):
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.dropout = Dropout(config.classifier_dropout_prob, **sublayer(self, "dropout"))
         self.classifier = Dense(config.hidden_size, config.num_labels, **sublayer(self, "classifier"))
         self.post_init()
@@ -866,7 +831,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
@@ -880,8 +845,9 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         if config.num_labels != 2:
             raise ValueError(f"TFRemBertForQuestionAnswering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config, **kwargs)
-        with backbone_of_head():
-            self.rembert = TFRemBertModel(config, add_pooling_layer=False, **sublayer(self, "rembert"))
+        self.rembert = TFRemBertModel(
+            config, add_pooling_layer=False, _backbone_of_head=True, **sublayer(self, "rembert")
+        )
         self.qa_outputs = Dense(config.hidden_size, config.num_labels, **sublayer(self, "qa_outputs"))
         self.post_init()
 
@@ -935,7 +901,7 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return _finish(out, self.config if return_dict is None else return_dict)
+        return returned(out, return_dict, self.config.return_dict)
 
 
 __all__ = [

@@ -3,36 +3,31 @@ and the hooks that let Keras' compile / fit / evaluate / predict use the model's
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from rembert_spec import RemBertConfig
-from rembert_spec.checkpoint import (
-    PYTORCH_BIN,
-    SAFETENSORS,
-    TF_H5,
-    load_weights,
-    open_checkpoint,
-    write_weights,
-)
-from rembert_spec.formats.hf_h5 import ALIGNMENT
+from rembert_spec.checkpoint import SAFETENSORS, TF_H5
 from rembert_spec.inputs import InputError
-from rembert_spec.weights import WeightEntry, get_head, weight_spec
+from rembert_spec.pretrained import (
+    RemBertModelMixin,
+    fresh_entries,
+    read_checkpoint,
+    resolve_load,
+    save_model_directory,
+)
+from rembert_spec.weights import WeightEntry
 
-from .layers import Dense, Embedding, named_variables, replace_variable
-
-_INSIDE_HEAD = contextvars.ContextVar("rembert_tf_inside_head", default=False)
-_LOADING = contextvars.ContextVar("rembert_tf_loading", default=False)
+from . import internals
+from .layers import Embedding, named_variables, replace_variable
 
 # Arguments of `call` that are not tensors: they stay Python values (they shape the graph).
 _FLAGS = frozenset(
@@ -47,16 +42,6 @@ _FLAGS = frozenset(
         "unpad",
     }
 )
-
-
-@contextmanager
-def backbone_of_head() -> Iterator[None]:
-    """Build a head's backbone inside this block so that it is checked and initialised once, by the head."""
-    token = _INSIDE_HEAD.set(True)
-    try:
-        yield
-    finally:
-        _INSIDE_HEAD.reset(token)
 
 
 def sublayer(parent: keras.layers.Layer, name: str) -> dict[str, Any]:
@@ -102,7 +87,7 @@ def unpack_inputs(call: Callable) -> Callable:
     return wrapper
 
 
-class TFRemBertPreTrainedModel(keras.Model):
+class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
     """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained,
     and Keras training with the model's own loss (`compile(optimizer=...)` without a loss, labels in the inputs).
 
@@ -110,31 +95,22 @@ class TFRemBertPreTrainedModel(keras.Model):
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
     """
 
-    head: ClassVar[str]
-    base_model_prefix: ClassVar[str] = "rembert"
-    config_class = RemBertConfig
-
-    def __init__(self, config: RemBertConfig, **kwargs: Any):
+    def __init__(
+        self, config: RemBertConfig, *, _backbone_of_head: bool = False, _loading: bool = False, **kwargs: Any
+    ):
+        """`_backbone_of_head` is passed by a head to the TFRemBertModel it builds inside itself: the head then
+        checks and initialises every variable once, its backbone's included. `_loading` is passed by
+        from_pretrained: the variables are about to be filled from the checkpoint, so they are not drawn first.
+        Other keyword arguments are Keras' (name, dtype)."""
         if not isinstance(config, RemBertConfig):
             raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
         super().__init__(**kwargs)
         self.config = config
-        self._is_backbone_of_head = _INSIDE_HEAD.get()
-        # `call` converts its own inputs: Keras would cast float labels to the compute dtype and refuse
-        # non-tensor positional arguments.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        self._backbone_of_head = _backbone_of_head
+        self._loading = _loading
+        internals.skip_input_conversion(self)  # `call` converts its own inputs (see unpack_inputs)
 
     # -- the spec ------------------------------------------------------------------------------------------
-
-    @property
-    def _has_pooler(self) -> bool:
-        backbone = getattr(self, self.base_model_prefix, self)
-        return getattr(backbone, "pooler", None) is not None
-
-    def weight_spec(self) -> list[WeightEntry]:
-        """This model's parameters as the spec lists them (names in every format, shapes, init)."""
-        return weight_spec(self.config, self.head, add_pooling_layer=self._has_pooler)
 
     def named_variables(self) -> Iterator[tuple[str, keras.Variable]]:
         """(PyTorch state-dict key, variable) for every weight, e.g. `rembert.embeddings.word_embeddings.weight`.
@@ -144,19 +120,11 @@ class TFRemBertPreTrainedModel(keras.Model):
     def post_init(self) -> None:
         """Called at the end of a model's __init__: check the variables against the spec, then initialise."""
         self.built = True  # every variable exists already; Keras must not try to build the model symbolically
-        if _INSIDE_HEAD.get():
+        if self._backbone_of_head:
             return  # a head's backbone: the head checks and initialises everything once
         entries = self.weight_spec()
-        found = {key: tuple(variable.shape) for key, variable in self.named_variables()}
-        expected = {entry.pt_key: entry.tf_shape for entry in entries}
-        if found != expected:
-            wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-            raise AssertionError(
-                f"{type(self).__name__} variables differ from the weight spec: extra "
-                f"{sorted(set(found) - set(expected))}, missing {sorted(set(expected) - set(found))}, "
-                f"mis-shaped {wrong}"
-            )
-        if not _LOADING.get():
+        self._check_against_spec({key: tuple(v.shape) for key, v in self.named_variables()}, entries, tf=True)
+        if not self._loading:
             self.init_weights(entries)
 
     def init_weights(self, entries: list[WeightEntry] | None = None) -> None:
@@ -199,39 +167,41 @@ class TFRemBertPreTrainedModel(keras.Model):
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
         policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
         """
-        path = Path(pretrained_model_path)
-        if config is None:
-            config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent, **config_overrides)
-        elif config_overrides:
-            config = config.replace(**config_overrides)
-        # Variables are declared without memory (a stateless scope) and each is created once, from its value, when
-        # the scope ends: read from the checkpoint, or zeros and then drawn as the spec says.
+        request = resolve_load(
+            pretrained_model_path,
+            config,
+            config_overrides,
+            head=cls.head,
+            framework="tf",
+            add_pooling_layer=add_pooling_layer,
+        )
+        model_kwargs = request.model_kwargs if dtype is None else {**request.model_kwargs, "dtype": dtype}
+        # Variables are declared without memory and each is created once, from its value, when the block ends:
+        # read from the checkpoint, or zeros and then drawn as the spec says (rembert_tf.internals).
         late: list[tuple[keras.Variable, np.ndarray]] = []
-        token = _LOADING.set(True)
-        try:
-            with keras.StatelessScope():
-                model_kwargs = _model_kwargs(cls, add_pooling_layer)
-                model = cls(config, **model_kwargs) if dtype is None else cls(config, dtype=dtype, **model_kwargs)
-                variables = dict(model.named_variables())
-                entries = model.weight_spec()
+        with internals.deferred_variables():
+            model = cls(request.config, _loading=True, **model_kwargs)
+            variables = dict(model.named_variables())
+            entries = model.weight_spec()
 
-                def assign(entry: WeightEntry, array: np.ndarray) -> None:
-                    variable = variables[entry.pt_key]
-                    array = array.T if entry.tf_transpose else array
-                    value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)
-                    if not _create_from(variable, value):
-                        late.append((variable, value))
+            def assign(entry: WeightEntry, array: np.ndarray) -> None:
+                variable = variables[entry.pt_key]
+                array = array.T if entry.tf_transpose else array
+                value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)
+                if not internals.create_from(variable, value):
+                    late.append((variable, value))
 
-                prefer = (TF_H5, SAFETENSORS, PYTORCH_BIN)
-                with open_checkpoint(path, config, prefer=prefer, copy_on_write=True) as checkpoint:
-                    report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
-                    report.log(cls.__name__, checkpoint.path)
-        finally:
-            _LOADING.reset(token)
+            report = read_checkpoint(
+                request,
+                entries,
+                assign,
+                framework="tf",
+                model_name=cls.__name__,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+            )
         for variable, value in late:
             variable.assign(value)
-        fresh = set(report.missing_keys) | {key for key, _, _ in report.mismatched_keys}
-        model.init_weights([e for e in entries if e.pt_key in fresh])
+        model.init_weights(fresh_entries(entries, report))
         return (model, report.as_dict()) if output_loading_info else model
 
     # -- saving --------------------------------------------------------------------------------------------
@@ -245,13 +215,7 @@ class TFRemBertPreTrainedModel(keras.Model):
     ) -> list[Path]:
         """Write config.json and tf_model.h5 in Hugging Face's layout (or model.safetensors, sharded above
         max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both."""
-        directory = Path(save_directory)
-        if directory.exists() and not directory.is_dir():
-            raise NotADirectoryError(f"{directory}: exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
         variables = dict(self.named_variables())
-        config = self.config.replace()
-        config.extra["architectures"] = [get_head(self.head).tf_class]
         dtype = np.dtype(tf.as_dtype(self.dtype_policy.variable_dtype).as_numpy_dtype)
         if not safe_serialization and dtype.name == "bfloat16":
             dtype = np.dtype(np.float32)  # h5 has no bfloat16; float32 holds it exactly
@@ -260,28 +224,19 @@ class TFRemBertPreTrainedModel(keras.Model):
             array = keras.ops.convert_to_numpy(variables[entry.pt_key])
             return array.T if entry.tf_transpose else array
 
-        written = write_weights(
-            directory,
-            SAFETENSORS if safe_serialization else TF_H5,
-            self.weight_spec(),
-            fetch,
+        return save_model_directory(
+            save_directory,
+            self.config,
             head=self.head,
+            framework="tf",
+            fmt=SAFETENSORS if safe_serialization else TF_H5,
+            entries=self.weight_spec(),
+            fetch=fetch,
             dtype=dtype,
             max_shard_size=max_shard_size,
         )
-        return [config.save_pretrained(directory), *written]
 
     # -- embeddings ----------------------------------------------------------------------------------------
-
-    def _backbone(self) -> keras.layers.Layer:
-        return getattr(self, self.base_model_prefix, self)
-
-    def get_input_embeddings(self) -> Embedding:
-        return self._backbone().embeddings.word_embeddings
-
-    def get_output_embeddings(self) -> Dense | None:
-        head = getattr(self, "cls", None)
-        return head.predictions.decoder if head is not None else None
 
     def resize_token_embeddings(self, new_num_tokens: int) -> Embedding:
         """Grow or shrink the vocabulary: input embeddings and (not tied) the LM decoder; new rows are drawn
@@ -302,9 +257,7 @@ class TFRemBertPreTrainedModel(keras.Model):
             replace_variable(decoder, "weight", resized(decoder.weight, new_num_tokens, draw=True))
             replace_variable(decoder, "bias", resized(decoder.bias, new_num_tokens, draw=False))
         self.config = self.config.replace(vocab_size=new_num_tokens)
-        for layer in self._flatten_layers():
-            if isinstance(layer, TFRemBertPreTrainedModel):
-                layer.config = self.config
+        self._backbone().config = self.config
         return embeddings
 
     def num_parameters(self, only_trainable: bool = False) -> int:
@@ -327,13 +280,6 @@ class TFRemBertPreTrainedModel(keras.Model):
             )
         self._backbone().encoder.gradient_checkpointing = True
 
-    def gradient_checkpointing_disable(self) -> None:
-        self._backbone().encoder.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return self._backbone().encoder.gradient_checkpointing
-
     # -- Keras ---------------------------------------------------------------------------------------------
 
     def compute_loss(
@@ -345,7 +291,7 @@ class TFRemBertPreTrainedModel(keras.Model):
         training: bool = True,
     ) -> tf.Tensor:
         """With no loss given to compile(), train on the model's own loss (labels go in the input dict)."""
-        if self._compile_loss is not None:
+        if self.loss is not None:  # compile(loss=...)
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not isinstance(y_pred, Mapping) or "loss" not in y_pred:
             raise InputError(
@@ -392,8 +338,13 @@ class TFRemBertPreTrainedModel(keras.Model):
     @property
     def _default_save_signature(self) -> tf.types.experimental.PolymorphicFunction | None:
         """What `tf.saved_model.save(model, path)` exports as "serving_default" when given no signatures (Keras
-        would trace `call` with float inputs). A head's backbone exports nothing of its own."""
-        return None if self._is_backbone_of_head else self.serving_function()
+        would trace `call` with float inputs). A head's backbone exports nothing of its own. (A private Keras hook:
+        rembert_tf.internals, `save_signature`.)"""
+        if self._backbone_of_head:
+            return None
+        return internals.default_save_signature(
+            self.serving_function, lambda: super(TFRemBertPreTrainedModel, self)._default_save_signature
+        )
 
     def get_config(self) -> dict[str, Any]:
         """What Keras' `.keras` format stores to rebuild the model (name, dtype policy, the RemBERT config)."""
@@ -403,35 +354,3 @@ class TFRemBertPreTrainedModel(keras.Model):
     def from_config(cls, config: dict[str, Any]):
         config = dict(config)
         return cls(RemBertConfig.from_dict(config.pop("config")), **config)
-
-
-def _model_kwargs(cls: type, add_pooling_layer: bool | None) -> dict[str, bool]:
-    if add_pooling_layer is None:
-        return {}
-    if cls.head != "base":
-        raise ValueError(f"add_pooling_layer applies to TFRemBertModel only; {cls.__name__} decides its own pooler")
-    return {"add_pooling_layer": add_pooling_layer}
-
-
-def _create_from(variable: keras.Variable, value: np.ndarray) -> bool:
-    """Make a variable declared in a stateless scope (no memory yet) get created from `value` when the scope ends,
-    instead of from zeros that would then be overwritten. Keras has no public call for this; where its private hook
-    is missing, say so and the caller assigns once the scope has ended."""
-    if getattr(variable, "_value", True) is not None or not hasattr(variable, "_initializer"):
-        return False
-    variable._initializer = lambda shape, dtype=None: _as_tensor(value)
-    return True
-
-
-_DLPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))  # bfloat16 has no DLPack code
-
-
-def _as_tensor(value: np.ndarray) -> tf.Tensor:
-    """A tensor over `value`'s own memory when TensorFlow can use it in place (a writable copy-on-write map of the
-    checkpoint, C-contiguous and 64-byte aligned, as tf_model.h5 files written here are): the variable then starts
-    on the file's pages and copies only what training changes. Anything else is copied (TensorFlow aborts the
-    process on a misaligned buffer, so alignment is checked, never assumed)."""
-    usable = value.ctypes.data % ALIGNMENT == 0 and value.flags.c_contiguous and value.flags.writeable
-    if usable and value.size and value.dtype in _DLPACK_DTYPES:
-        return tf.experimental.dlpack.from_dlpack(np.asarray(value).__dlpack__())
-    return tf.convert_to_tensor(value)

@@ -40,6 +40,11 @@ CASES = {
         "token_type_ids must be in [0, 2)",
     ),
     "position": ("base", dict(input_ids=IDS, position_ids=np.array([[0, 1, 40]])), "position_ids must be in [0, 40)"),
+    "position shape": (
+        "base",
+        dict(input_ids=np.ones((2, 3), np.int64), position_ids=np.array([[0, 1, 2, 3]])),
+        "position_ids has shape (1, 4) but input_ids needs (2, 3)",
+    ),
     "too long": ("base", dict(input_ids=np.ones((1, 41), np.int64)), "longer than max_position_embeddings=40"),
     "mask shape": ("base", dict(input_ids=IDS, attention_mask=np.ones((1, 4))), "attention_mask has shape (1, 4)"),
     "types shape": ("base", dict(input_ids=IDS, token_type_ids=np.zeros((2, 3), np.int64)), "token_type_ids has shape"),

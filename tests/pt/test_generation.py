@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rembert_pt import RemBertForCausalLM, RemBertModel
-from rembert_pt.generation import GenerationMixin, filter_logits, prompt_positions
-from rembert_spec.generation import GenerationError
+from rembert_pt.generation import GenerationMixin, filter_logits
+from rembert_spec.generation import GenerationError, prompt_positions
 from rembert_spec.testing import write_random_checkpoint
 from tests.conftest import tiny_config
 
@@ -41,7 +41,7 @@ def recomputed_greedy(model, input_ids, attention_mask, steps, **forward_kwargs)
             logits = model(
                 input_ids=ids,
                 attention_mask=mask,
-                position_ids=prompt_positions(mask),
+                position_ids=torch.as_tensor(prompt_positions(mask.numpy())),
                 use_cache=False,
                 **forward_kwargs,
             ).logits
@@ -115,7 +115,9 @@ def test_top_k_samples_only_among_the_k_most_likely_tokens(model):
     )
     mask = torch.cat([MASK, torch.ones(3, 10, dtype=MASK.dtype)], dim=1)
     with torch.no_grad():
-        logits = model(input_ids=out, attention_mask=mask, position_ids=prompt_positions(mask)).logits
+        logits = model(
+            input_ids=out, attention_mask=mask, position_ids=torch.as_tensor(prompt_positions(mask.numpy()))
+        ).logits
     top3 = logits[:, 5:-1].topk(3, dim=-1).indices  # the prediction for new token t is made at position t - 1
     chosen = out[:, 6:, None]
     assert bool((top3 == chosen).any(-1).all())

@@ -198,14 +198,3 @@ def test_decoder_rows_with_empty_masks_stay_finite():
     with torch.no_grad():
         logits = model(torch.tensor([[5, 6, 7]]), attention_mask=torch.tensor([[0, 0, 0]])).logits
     assert torch.isfinite(logits).all()
-
-
-def test_training_mode_returns_large_frees_to_the_os(monkeypatch):
-    from rembert_pt import memory
-
-    monkeypatch.setattr(memory, "_done", False)
-    monkeypatch.setenv("REMBERT_TUNE_MALLOC", "0")
-    assert memory.return_large_frees_to_the_os() is False  # switched off: the allocator is left alone
-    monkeypatch.delenv("REMBERT_TUNE_MALLOC")
-    rembert_pt.RemBertModel(tiny_config()).train()
-    assert memory._done is True  # glibc's mallopt accepted the threshold

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rembert_spec.generation import GenerationError
+from rembert_spec.generation import GenerationError, prompt_positions
 from rembert_spec.testing import write_random_checkpoint
 from rembert_tf import TFRemBertForCausalLM, TFRemBertModel
-from rembert_tf.generation import TFGenerationMixin, filter_logits, prompt_positions
+from rembert_tf.generation import TFGenerationMixin, filter_logits
 from tests.conftest import tiny_config
 
 DECODER = dict(is_decoder=True, initializer_range=0.2)  # spread logits: varied continuations, no near-ties
@@ -35,7 +35,11 @@ def recomputed_greedy(model, input_ids, attention_mask, steps, **forward_kwargs)
     ids, mask = tf.constant(input_ids), tf.constant(attention_mask)
     for _ in range(steps):
         logits = model(
-            input_ids=ids, attention_mask=mask, position_ids=prompt_positions(mask), use_cache=False, **forward_kwargs
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=prompt_positions(mask.numpy()),
+            use_cache=False,
+            **forward_kwargs,
         ).logits
         ids = tf.concat([ids, tf.cast(tf.argmax(logits[:, -1], -1), ids.dtype)[:, None]], axis=1)
         mask = tf.concat([mask, tf.ones_like(mask[:, :1])], axis=1)

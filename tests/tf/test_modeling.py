@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -316,57 +315,3 @@ def test_gradient_checkpointing_refuses_dropout():
     model = rembert_tf.TFRemBertModel(tiny_config(hidden_dropout_prob=0.1))
     with pytest.raises(ValueError, match="needs hidden_dropout_prob=0"):
         model.gradient_checkpointing_enable()
-
-
-def test_loading_without_keras_private_hook_gives_the_same_model(tmp_path, monkeypatch):
-    """from_pretrained creates variables straight from the checkpoint through a private Keras hook; without it,
-    it assigns them afterwards, with the same result."""
-    import rembert_tf.pretrained
-
-    write_random_checkpoint(tmp_path, tiny_config(), "masked_lm", seed=3)
-    direct = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
-    monkeypatch.setattr(rembert_tf.pretrained, "_create_from", lambda variable, value: False)
-    assigned = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
-    for (name, a), (_, b) in zip(direct.named_variables(), assigned.named_variables(), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
-
-
-def test_variables_start_on_the_checkpoints_pages_and_training_never_writes_the_file(tmp_path):
-    """Our tf_model.h5 is 64-byte aligned, so variables are created over its (copy-on-write) pages without a copy;
-    changing them must never reach the file."""
-    import hashlib
-
-    import rembert_tf.pretrained
-
-    config = tiny_config()
-    write_random_checkpoint(tmp_path, config, "masked_lm", fmt=TF_H5, seed=4)
-    before = hashlib.sha256((tmp_path / "tf_model.h5").read_bytes()).hexdigest()
-    sources = []
-    real = rembert_tf.pretrained._as_tensor
-
-    def watching(value):
-        sources.append(value)
-        return real(value)
-
-    rembert_tf.pretrained._as_tensor = watching
-    try:
-        model = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
-    finally:
-        rembert_tf.pretrained._as_tensor = real
-    embeddings = model.get_input_embeddings().weight
-    source = next(v for v in sources if v.shape == tuple(embeddings.shape))
-    source[1, 0] = 123.0  # a private copy-on-write page: the file is untouched, the variable sees it
-    assert float(embeddings[1, 0]) == 123.0
-    copied = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
-    batch = batch_for("masked_lm", config)
-    for variable in model.trainable_variables:
-        variable.assign_add(tf.ones_like(variable))
-    with tf.GradientTape() as tape:
-        loss = model(**batch, training=True).loss
-    keras.optimizers.SGD(0.1).apply_gradients(
-        zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=True)
-    )
-    assert hashlib.sha256((tmp_path / "tf_model.h5").read_bytes()).hexdigest() == before
-    again = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
-    for (name, a), (_, b) in zip(again.named_variables(), copied.named_variables(), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)

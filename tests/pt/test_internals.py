@@ -1,0 +1,128 @@
+"""rembert_pt.internals: each hook pinned to the private behaviour it relies on (a torch or libc change that moves it
+fails here), and the model computing the same numbers with every hook switched off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rembert_pt
+from rembert_pt import internals
+from rembert_spec import switches
+from rembert_spec.testing import write_random_checkpoint
+from tests.batches import batch_for
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_switch_reads_names_and_refuses_unknown_ones():
+    assert switches.disabled_hooks("torch", "") == set()
+    assert switches.disabled_hooks("torch", "1") == set(internals.HOOKS)
+    assert switches.disabled_hooks("torch", " adopt_pages , dlpack") == {"adopt_pages"}  # dlpack is TensorFlow's
+    with pytest.raises(ValueError, match="no hook is named adopt_page"):
+        switches.disabled_hooks("torch", "adopt_page")
+    with pytest.raises(ValueError, match="rembert_pt has no hook 'dlpack'"):
+        internals.active("dlpack")
+
+
+def test_the_environment_variable_switches_hooks_off_at_import():
+    code = "import json; from rembert_pt import internals; print(json.dumps(sorted(internals.DISABLED)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), switches.ENVIRONMENT_VARIABLE: "tensor_version,xla_context"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["tensor_version"]
+
+
+# -- malloc: glibc's mallopt ---------------------------------------------------------------------------------
+
+
+def test_malloc_pins_glibc_mallopt_and_switches_off(monkeypatch):
+    monkeypatch.setattr(internals, "_malloc_tuned", False)
+    monkeypatch.setattr(internals.SWITCHES, "disabled", {"malloc"})
+    assert internals.return_large_frees_to_the_os() is False  # switched off: the allocator is left alone
+    monkeypatch.setattr(internals.SWITCHES, "disabled", set())
+    monkeypatch.setenv("REMBERT_TUNE_MALLOC", "0")
+    assert internals.return_large_frees_to_the_os() is False  # the older switch still works
+    monkeypatch.delenv("REMBERT_TUNE_MALLOC")
+    rembert_pt.RemBertModel(tiny_config()).train()
+    assert internals._malloc_tuned is True  # glibc's mallopt accepted M_MMAP_THRESHOLD
+
+
+# -- adopt_pages: param.data = tensor keeps the tensor's memory ----------------------------------------------
+
+
+def _mapped_file(address: int) -> str | None:
+    """The file mapped at `address` in this process (Linux /proc/self/maps), or None for anonymous memory."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if start <= address < end:
+            return fields[5] if len(fields) > 5 else None
+    return None
+
+
+def test_adopt_pages_pins_that_assigning_data_keeps_the_memory():
+    array = np.arange(6, dtype=np.float32)
+    param = torch.nn.Parameter(torch.empty(6))
+    param.data = torch.from_numpy(array)
+    assert param.data_ptr() == array.ctypes.data
+    array[0] = 7.0
+    assert float(param.detach()[0]) == 7.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_loaded_parameters_live_on_the_checkpoint_pages_unless_switched_off(tmp_path, monkeypatch):
+    write_random_checkpoint(tmp_path, tiny_config(), "masked_lm", seed=1)
+    model = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    weight = model.get_input_embeddings().weight
+    assert _mapped_file(weight.data_ptr()) == str(tmp_path / "model.safetensors")
+    monkeypatch.setattr(internals.SWITCHES, "disabled", {"adopt_pages"})
+    copied = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    assert _mapped_file(copied.get_input_embeddings().weight.data_ptr()) != str(tmp_path / "model.safetensors")
+    torch.testing.assert_close(copied.get_input_embeddings().weight, weight, rtol=0, atol=0)
+
+
+# -- tensor_version: Tensor._version ----------------------------------------------------------------------------
+
+
+def test_tensor_version_pins_the_in_place_write_counter(monkeypatch):
+    decoder = torch.nn.Linear(4, 5)
+    key = internals.weights_key(decoder.weight, decoder.bias)
+    before = decoder.weight._version
+    with torch.no_grad():
+        decoder.weight[0, 0] += 1
+    assert decoder.weight._version > before
+    assert internals.weights_key(decoder.weight, decoder.bias) != key
+    monkeypatch.setattr(internals.SWITCHES, "disabled", {"tensor_version"})
+    assert internals.weights_key(decoder.weight, decoder.bias) is None
+
+
+# -- everything off ---------------------------------------------------------------------------------------------
+
+
+def test_with_every_hook_off_the_model_computes_the_same_numbers(tmp_path, monkeypatch):
+    config = tiny_config(is_decoder=True, initializer_range=0.2)
+    write_random_checkpoint(tmp_path, config, "causal_lm", seed=2)
+    batch = {k: torch.from_numpy(v) for k, v in batch_for("causal_lm", config).items()}
+    prompts, mask = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]]), torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+
+    def run() -> tuple[torch.Tensor, ...]:
+        model = rembert_pt.RemBertForCausalLM.from_pretrained(tmp_path)
+        tokens = model.generate(prompts, attention_mask=mask, max_new_tokens=6, eos_token_id=[])
+        model.train()
+        out = model(**batch)
+        out.loss.backward()
+        return out.logits.detach(), out.loss.detach(), model.cls.predictions.decoder.weight.grad, tokens
+
+    hooks_on = run()
+    monkeypatch.setattr(internals.SWITCHES, "disabled", set(internals.HOOKS))
+    hooks_off = run()
+    for on, off in zip(hooks_on, hooks_off, strict=True):
+        torch.testing.assert_close(off, on, rtol=0, atol=0)
