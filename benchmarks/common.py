@@ -54,3 +54,39 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict:
 def ratio_line(what: str, ours: float, theirs: float, unit: str, target: str) -> str:
     figures = f"ours {ours:9.3f} {unit:<4} HF {theirs:9.3f} {unit:<4} ratio {ours / theirs:5.2f}x"
     return f"{what:<38} {figures}  (target {target})"
+
+
+_HF_SAVE = """
+import json
+if {framework!r} == "tf":
+    import transformers
+    model = getattr(transformers, "TF" + {pt_class!r}).from_pretrained({source!r})
+    model.save_pretrained({tmp!r})
+else:
+    import transformers
+    model = getattr(transformers, {pt_class!r}).from_pretrained({source!r})
+    model.save_pretrained({tmp!r}, safe_serialization=False)
+print(json.dumps({{}}))
+"""
+
+
+def hf_saved_checkpoint(head: str = "base", framework: str = "tf") -> Path:
+    """A full-size checkpoint as Hugging Face's own `save_pretrained` writes it, written once and reused:
+    tf_model.h5 from its TF model (HDF5 places the datasets, most of them not 64-byte aligned) or, for
+    framework "torch", pytorch_model.bin written by `torch.save` (`safe_serialization=False`)."""
+    import shutil
+
+    from rembert_spec.weights import get_head
+
+    directory = CACHE / f"hf-{head}-{framework}"
+    if not (directory / ".complete").exists():
+        source = full_size_checkpoint(head, fmt="tf_h5" if framework == "tf" else "safetensors")
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        run_child(
+            _HF_SAVE.format(framework=framework, pt_class=get_head(head).pt_class, source=str(source), tmp=str(tmp))
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+        (directory / ".complete").touch()
+    return directory

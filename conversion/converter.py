@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import CONFIG_NAME, SpecCheckpoint, open_checkpoint, write_weights
-from rembert_spec.formats import get_format
+from rembert_spec.fit import name_list
+from rembert_spec.formats import FORMATS, get_format
 from rembert_spec.formats.safetensors import DEFAULT_MAX_SHARD_SIZE, parse_size
 from rembert_spec.weights import HEADS, get_head
 
@@ -41,7 +42,6 @@ TOKENIZER_FILES = (
     "special_tokens_map.json",
     "added_tokens.json",
 )
-_SHOWN = 20  # names listed per category in the printed report; the report object keeps them all
 
 
 class VerificationFailed(ConversionError):
@@ -97,10 +97,7 @@ class ConversionReport:
 
 
 def _listing(verb: str, what: str, names: list[str]) -> list[str]:
-    if not names:
-        return []
-    shown = ", ".join(names[:_SHOWN]) + (f", ... and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
-    return [f"  {verb} {len(names)} {what}: {shown}"]
+    return [f"  {verb} {len(names)} {what}: {name_list(names)}"] if names else []
 
 
 # -- checks before anything is read ------------------------------------------------------------------------
@@ -128,19 +125,44 @@ def _check_options(to: str, head: str | None, dtype: str | None, max_shard_size:
     return TARGETS[to]
 
 
-def _check_paths(src: Path, dst: Path, force: bool) -> Path:
-    """Refuse what would lose data; remove what killed runs left. Returns DST as an absolute path."""
+def _looks_like_a_weights_file(path: Path) -> bool:
+    """A name with a checkpoint file's suffix (model.safetensors, tf_model.h5, pytorch_model.bin, ...)."""
+    return bool(path.suffix) and not path.is_dir() and any(fmt.recognises(path) for fmt in FORMATS.values())
+
+
+def _sources(src: Path, config: str | os.PathLike | RemBertConfig | None) -> list[Path]:
+    """What the conversion reads and DST may therefore not replace, symlinks resolved: SRC (a directory, a file or
+    a Google prefix), the directory of config.json and tokenizer files, and a --config file."""
+    paths = [src, _source_directory(src)]
+    if isinstance(config, (str, os.PathLike)):
+        paths.append(Path(config))
+    return [path.resolve() for path in paths]
+
+
+def _check_paths(src: Path, dst: Path, force: bool, config: str | os.PathLike | RemBertConfig | None = None) -> Path:
+    """Refuse what would lose data, before anything is written; remove what killed runs left. Returns DST as an
+    absolute path."""
     if not src.exists() and not Path(f"{src}.index").is_file():
         raise ConversionError(f"{src}: no such model directory, file or TensorFlow checkpoint prefix")
     target = Path(os.path.abspath(dst))  # "." and "out/" get a name; a symlink stays a symlink
     cwd = Path.cwd().resolve()
     if not target.name or target.resolve() == cwd or target.resolve() in cwd.parents:
         raise ConversionError(f"{dst}: DST would replace the current directory (or /); name a directory for it")
-    source_dir = _source_directory(src).resolve()
-    resolved = target.resolve()
-    inside = source_dir in resolved.parents and (resolved.exists() or target.is_symlink())
-    if resolved == source_dir or resolved in source_dir.parents or inside:
-        raise ConversionError(f"{dst}: DST would replace the source {src} or part of it; choose another DST")
+    if _looks_like_a_weights_file(target):
+        weights = get_format(TARGETS["pt"]).file_names[0], get_format(TARGETS["tf"]).file_names[0]
+        raise ConversionError(
+            f"{dst}: DST is a directory (it receives config.json and {weights[0]} or {weights[1]}), but "
+            f"{target.name!r} is a weights file's name; name the output directory instead"
+        )
+    resolved = target.resolve()  # links in DST and its parents followed: where the files would really go
+    source_dir = src.resolve() if src.is_dir() else None
+    for source in _sources(src, config):
+        if resolved == source or resolved in source.parents:
+            raise ConversionError(f"{dst}: DST would replace the source {src} or part of it; choose another DST")
+    if source_dir is not None and source_dir in resolved.parents:
+        raise ConversionError(
+            f"{dst}: DST is inside the source directory {src}; choose a DST outside it (e.g. beside it)"
+        )
     clean_leftovers(target)
     if not force and not is_empty(target):
         raise OutputExistsError(f"{dst}: exists and is not empty; pass --force to replace it")
@@ -251,7 +273,7 @@ def convert(
     started = time.monotonic()
     src, dst = Path(src), Path(dst)
     fmt = _check_options(to, head, dtype, max_shard_size)
-    target = _check_paths(src, dst, force)
+    target = _check_paths(src, dst, force, config)
     config = _load_config(src, config)
     with open_checkpoint(src, config) as checkpoint:
         plan = make_plan(checkpoint, config, fmt, head, dtype)

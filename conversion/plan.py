@@ -20,6 +20,7 @@ import numpy as np
 
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SpecCheckpoint
+from rembert_spec.fit import Fit, check_fit, layer_ranges, name_list, sentence
 from rembert_spec.formats import get_format, writable_format
 from rembert_spec.weights import WeightEntry, detect_head, get_head, weight_spec
 
@@ -96,24 +97,35 @@ def _required(config: RemBertConfig, head: str, explicit: bool) -> set[str]:
     return {entry.name for entry in weight_spec(config, head, add_pooling_layer=False) if entry.in_backbone}
 
 
-def _check_present(checkpoint: SpecCheckpoint, entries: list[WeightEntry], required: set[str], head: str) -> None:
-    missing = [source_name(checkpoint, e) for e in entries if e.name in required and e.name not in checkpoint]
+def _check_fit(checkpoint: SpecCheckpoint, fit: Fit, required: set[str], head: str) -> None:
+    """Refuse a source that lacks required tensors, holds encoder layers the config has not (they would be
+    dropped) or holds tensors of other shapes; when most of it does not fit, the message says why first."""
+    cause = fit.cause()
+    headline = (
+        sentence(f"{checkpoint.path} does not fit the config: {cause}") + " " if cause else f"{checkpoint.path}: "
+    )
+    missing = [source_name(checkpoint, entry) for entry in fit.missing if entry.name in required]
     if missing:
+        raise ConversionError(f"{headline}missing {len(missing)} tensor(s) of head {head!r}: {name_list(missing)}")
+    if fit.extra_layers:
         raise ConversionError(
-            f"{checkpoint.path}: missing {len(missing)} tensor(s) of head {head!r}: {', '.join(missing)}"
+            f"{headline}converting would drop encoder layer(s) {layer_ranges(fit.extra_layers)}; give --config "
+            "the checkpoint's num_hidden_layers"
         )
-
-
-def _check_shapes(checkpoint: SpecCheckpoint, entries: list[WeightEntry]) -> None:
-    wrong = []
-    for entry in entries:
-        found = checkpoint.shape(entry)
-        if found != entry.shape:
-            wrong.append(f"{source_name(checkpoint, entry)} is {found}, the config needs {entry.shape}")
-        elif checkpoint.dtype(entry).kind != "f" and checkpoint.dtype(entry) != DTYPES["bfloat16"]:
-            wrong.append(f"{source_name(checkpoint, entry)} holds {checkpoint.dtype(entry)}, not floating point")
+    wrong = [
+        f"{source_name(checkpoint, entry)} is {found}, the config needs {entry.shape}"
+        for entry, found in fit.mismatched
+    ]
+    wrong += [
+        f"{source_name(checkpoint, entry)} holds {checkpoint.dtype(entry)}, not floating point"
+        for entry in fit.entries
+        if entry.name in checkpoint
+        and checkpoint.dtype(entry).kind != "f"
+        and checkpoint.dtype(entry) != DTYPES["bfloat16"]
+    ]
     if wrong:
-        raise ConversionError(f"{checkpoint.path}: tensor(s) do not fit the config: {'; '.join(wrong)}")
+        why = "" if cause else f"{fit.sizes_sentence()}: " if fit.sizes else ""
+        raise ConversionError(f"{headline}{why}tensor(s) do not fit the config: {name_list(wrong)}")
 
 
 def choose_dtype(source_dtypes: set[np.dtype], fmt: str, asked: str | None) -> tuple[np.dtype, str | None]:
@@ -140,9 +152,8 @@ def make_plan(
     explicit = head is not None
     kind = get_head(head).kind if explicit else detect_head(checkpoint, config)
     spec = weight_spec(config, kind)
-    _check_present(checkpoint, spec, _required(config, kind, explicit), kind)
+    _check_fit(checkpoint, check_fit(checkpoint, spec), _required(config, kind, explicit), kind)
     entries = [entry for entry in spec if entry.name in checkpoint]
-    _check_shapes(checkpoint, entries)
     source_dtypes = {checkpoint.dtype(entry) for entry in entries}
     out_dtype, note = choose_dtype(source_dtypes, fmt, dtype)
     used = {entry.name for entry in entries}

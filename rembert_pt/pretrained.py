@@ -106,13 +106,15 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
+        strict: bool = False,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus model.safetensors (or shards), pytorch_model.bin or
         tf_model.h5, written for any head. Weights the checkpoint lacks are initialised and reported.
 
         `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True); `add_pooling_layer`
-        (RemBertModel only) builds the backbone with or without its pooler.
+        (RemBertModel only) builds the backbone with or without its pooler. `strict=True` makes any weight the
+        checkpoint lacks, holds unused or holds in another shape an error (raised before anything is read).
         """
         request = resolve_load(
             pretrained_model_path,
@@ -144,6 +146,7 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
                 framework="torch",
                 model_name=cls.__name__,
                 ignore_mismatched_sizes=ignore_mismatched_sizes,
+                strict=strict,
             )
         model.init_weights(fresh_entries(entries, report))
         model.eval()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import CONFIG_NAME, RemBertConfig
+from .fit import check_fit, name_list, sentence
 from .formats import (
     FORMATS,
     format_of,
@@ -69,6 +70,7 @@ class SpecCheckpoint:
     _keys: dict[str, str] = field(default_factory=dict)  # canonical name -> key in the file
     unknown_keys: list[str] = field(default_factory=list)
     known: dict[str, WeightEntry] = field(default_factory=dict)  # every name the spec knows for this config
+    config: RemBertConfig | None = None  # the config it was opened for
 
     @property
     def path(self) -> Path:
@@ -147,7 +149,7 @@ def open_checkpoint(
     reader = fmt.open(path, copy_on_write)
     known = all_weight_names(config)
     keys, unknown = _index_keys(reader, fmt.name, known)
-    return SpecCheckpoint(reader, fmt.name, keys, unknown, known)
+    return SpecCheckpoint(reader, fmt.name, keys, unknown, known, config)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
@@ -155,11 +157,15 @@ def open_checkpoint(
 
 @dataclass
 class LoadReport:
-    """What a load found, in the model's PyTorch state-dict names (the same for every format)."""
+    """What a load found, in the model's PyTorch state-dict names (the same for every format).
+
+    `cause` is one sentence when most of the checkpoint does not fit the config (see `rembert_spec.fit`).
+    """
 
     missing_keys: list[str] = field(default_factory=list)
     unexpected_keys: list[str] = field(default_factory=list)
     mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    cause: str | None = None
 
     def as_dict(self) -> dict[str, list]:
         return {
@@ -169,27 +175,55 @@ class LoadReport:
             "error_msgs": [],
         }
 
-    def log(self, model_name: str, path: Path) -> None:
+    @property
+    def exact(self) -> bool:
+        """Every tensor the model has came from the checkpoint, and every tensor of the checkpoint was used."""
+        return not (self.missing_keys or self.unexpected_keys or self.mismatched_keys)
+
+    def details(self, model_name: str) -> list[str]:
+        """One line per kind of problem, long name lists cut to their first few names and a count."""
+        lines = []
         if self.unexpected_keys:
-            logger.warning(
-                "Some weights of %s were not used by %s: %s", path, model_name, ", ".join(self.unexpected_keys)
+            lines.append(
+                f"{len(self.unexpected_keys)} weight(s) of the checkpoint not used by {model_name}: "
+                f"{name_list(self.unexpected_keys)}"
             )
         if self.missing_keys:
-            logger.warning(
-                "Some weights of %s were not in %s and are newly initialized: %s",
-                model_name,
-                path,
-                ", ".join(self.missing_keys),
+            lines.append(
+                f"{len(self.missing_keys)} weight(s) of {model_name} not in the checkpoint, newly initialized: "
+                f"{name_list(self.missing_keys)}"
             )
-        for key, found, expected in self.mismatched_keys:
-            logger.warning(
-                "%s: %s has shape %s in the checkpoint but %s in %s; newly initialized",
-                path,
-                key,
-                found,
-                expected,
-                model_name,
+        if self.mismatched_keys:
+            shapes = [f"{key} {found} in the checkpoint, {shape}" for key, found, shape in self.mismatched_keys]
+            lines.append(
+                f"{len(self.mismatched_keys)} weight(s) of {model_name} of another shape in the checkpoint, newly "
+                f"initialized: {name_list(shapes)}"
             )
+        return lines
+
+    def headline(self, model_name: str, path: Path) -> str | None:
+        """The first sentence when most of the checkpoint does not fit the config, else None."""
+        if not self.cause:
+            return None
+        return sentence(f"{path} does not fit the config of {model_name}: {self.cause}")
+
+    def log(self, model_name: str, path: Path) -> None:
+        """Warn about what did not fit: the cause first when there is one, then each list, summarised."""
+        lines = self.details(model_name)
+        headline = self.headline(model_name, path)
+        if headline:
+            logger.warning("\n".join([headline, *(f"  {line}" for line in lines)]))
+        else:
+            for line in lines:
+                logger.warning("%s: %s", path, line)
+
+    def strict_error(self, model_name: str, path: Path) -> CheckpointError | None:
+        """The error `strict=True` raises when the checkpoint and the model do not hold the same tensors."""
+        if self.exact:
+            return None
+        headline = self.headline(model_name, path) or f"{path} does not hold exactly the weights of {model_name}."
+        details = " ".join(f"{line}." for line in self.details(model_name))
+        return CheckpointError(f"{headline} {details} (strict=True: pass strict=False to load it anyway)")
 
 
 def load_weights(
@@ -197,34 +231,46 @@ def load_weights(
     checkpoint: SpecCheckpoint,
     assign: Callable[[WeightEntry, np.ndarray], None],
     ignore_mismatched_sizes: bool = False,
+    strict: bool = False,
+    model_name: str = "the model",
 ) -> LoadReport:
     """For each spec entry, read its tensor (PyTorch layout) and hand it to `assign`; report what did not fit.
 
-    A shape mismatch is an error naming the tensor and both shapes unless `ignore_mismatched_sizes`.
+    Checked before any tensor is read, from names and shapes: a shape mismatch is an error naming the tensor and
+    both shapes unless `ignore_mismatched_sizes`; with `strict`, so is any missing or unused tensor. Either error,
+    and the report, say first why the checkpoint does not fit when most of it does not (`LoadReport.cause`).
     """
-    report = LoadReport()
-    wanted = {entry.name for entry in entries}
-    for entry in entries:
-        if entry.name not in checkpoint:
-            report.missing_keys.append(entry.pt_key)
-            continue
-        found = checkpoint.shape(entry)
-        if found != entry.shape:
-            if not ignore_mismatched_sizes:
-                raise CheckpointError(
-                    f"{checkpoint.path}: tensor {entry.pt_key!r} ({checkpoint.file_key(entry.name)}) has shape "
-                    f"{found} in the checkpoint but the model expects {entry.shape}; pass "
-                    "ignore_mismatched_sizes=True to initialize it instead"
-                )
-            report.mismatched_keys.append((entry.pt_key, found, entry.shape))
-            continue
-        assign(entry, checkpoint.read(entry))
+    fit = check_fit(checkpoint, entries)
+    cause = fit.cause()
+    if fit.mismatched and not ignore_mismatched_sizes:
+        why = cause or fit.sizes_sentence()
+        entry, found = fit.mismatched[0]
+        others = f" ({len(fit.mismatched) - 1} more tensor(s) differ too)" if len(fit.mismatched) > 1 else ""
+        raise CheckpointError(
+            f"{checkpoint.path}: {why + ': ' if why else ''}tensor {entry.pt_key!r} "
+            f"({checkpoint.file_key(entry.name)}) has shape {found} in the checkpoint but the model expects "
+            f"{entry.shape}{others}; pass ignore_mismatched_sizes=True to initialize it instead"
+        )
     # Unused tensors are named as the loading model would name them, like missing ones.
+    wanted = {entry.name for entry in entries}
     prefix = next((e.pt_key[: -len(e.name)] for e in entries if e.in_backbone), "")
     backbone = {name for name, entry in checkpoint.known.items() if entry.in_backbone}
-    report.unexpected_keys = [
-        prefix + name if name in backbone else name for name in checkpoint.names() if name not in wanted
-    ] + checkpoint.unknown_keys
+    report = LoadReport(
+        missing_keys=[entry.pt_key for entry in fit.missing],
+        unexpected_keys=[
+            prefix + name if name in backbone else name for name in checkpoint.names() if name not in wanted
+        ]
+        + checkpoint.unknown_keys,
+        mismatched_keys=[(entry.pt_key, found, entry.shape) for entry, found in fit.mismatched],
+        cause=cause,
+    )
+    error = report.strict_error(model_name, checkpoint.path) if strict else None
+    if error is not None:
+        raise error
+    fresh = {entry.name for entry in fit.missing} | {entry.name for entry, _ in fit.mismatched}
+    for entry in entries:
+        if entry.name not in fresh:
+            assign(entry, checkpoint.read(entry))
     return report
 
 

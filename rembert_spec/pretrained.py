@@ -137,12 +137,14 @@ def read_checkpoint(
     framework: str,
     model_name: str,
     ignore_mismatched_sizes: bool = False,
+    strict: bool = False,
 ) -> LoadReport:
     """Hand every tensor of the checkpoint that `entries` name to `assign(entry, array)` (PyTorch layout; a
     writable copy-on-write map where the file allows, which the model may keep as its own memory), and log
-    what was missing, unused or mis-shaped."""
+    what was missing, unused or mis-shaped. With `strict`, any of those is an error (raised
+    before a tensor is read)."""
     with open_checkpoint(request.path, request.config, prefer=load_order(framework), copy_on_write=True) as checkpoint:
-        report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes)
+        report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes, strict, model_name)
         report.log(model_name, checkpoint.path)
     return report
 

@@ -15,6 +15,7 @@ tensor has one name whichever head wrote it; each checkpoint format spells its o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -237,6 +238,15 @@ def weight_spec(config: RemBertConfig, head: str = "base", add_pooling_layer: bo
                 )
             )
     return entries
+
+
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+
+
+def layer_of(name: str) -> int | None:
+    """The encoder layer a canonical name belongs to (`encoder.layer.3.output.dense.weight` -> 3), else None."""
+    match = _LAYER.match(name)
+    return int(match.group(1)) if match else None
 
 
 def canonical_name(key: str) -> str:

@@ -157,13 +157,15 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
+        strict: bool = False,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus tf_model.h5 (ours or Hugging Face's), model.safetensors (or
         shards) or pytorch_model.bin, written for any head. Weights the checkpoint lacks are initialised and
         reported.
 
-        `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler.
+        `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler. `strict=True`
+        makes any weight the checkpoint lacks, holds unused or holds in another shape an error.
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
         policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
         """
@@ -198,6 +200,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
                 framework="tf",
                 model_name=cls.__name__,
                 ignore_mismatched_sizes=ignore_mismatched_sizes,
+                strict=strict,
             )
         for variable, value in late:
             variable.assign(value)

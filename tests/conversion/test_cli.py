@@ -293,3 +293,134 @@ def test_report_lists(src, tmp_path):
     assert f"wrote {report.tensors} tensors" in text
     assert [p.name for p in report.files][:2] == ["config.json", "model.safetensors"]
     assert all(p.parent == tmp_path / "pt" and p.is_file() for p in report.files)
+
+
+# -- destinations that would lose data, and checkpoints that do not fit their config (issue 17) --------------------
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _nothing_written(parent: Path, before: dict[str, bytes], *absent: Path) -> None:
+    assert _snapshot(parent) == before
+    for path in absent:
+        assert not path.exists() and not path.is_symlink(), path
+    assert not list(parent.rglob(".*rembert-convert*"))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tf_model.h5", "pytorch_model.bin", "rembert.safetensors"])
+def test_a_dst_named_like_a_weights_file_is_refused_saying_dst_is_a_directory(src, tmp_path, capsys, name):
+    before = _snapshot(tmp_path)
+    assert main([str(src), str(tmp_path / "out" / name), "--to", "pt"]) == EXIT_ERROR
+    line = _one_error_line(capsys)
+    assert f"{tmp_path / 'out' / name}: DST is a directory (it receives config.json and model.safetensors or " in line
+    assert f"but {name!r} is a weights file's name; name the output directory instead" in line
+    _nothing_written(tmp_path, before, tmp_path / "out")
+
+
+def test_an_existing_directory_named_like_a_file_is_a_directory(src, tmp_path):
+    (tmp_path / "rembert.h5").mkdir()
+    assert main([str(src), str(tmp_path / "rembert.h5"), "--to", "tf", "-q"]) == 0
+    assert (tmp_path / "rembert.h5" / "tf_model.h5").is_file()
+
+
+def test_the_issues_command_writes_nothing_into_the_source(tmp_path, capsys):
+    """`rembert-convert c1 c1/model.safetensors --to pt` on a TensorFlow directory made c1/model.safetensors/."""
+    c1 = make_model(tmp_path / "c1", fmt=TF_H5, tokenizer=True)
+    before = _snapshot(tmp_path)
+    assert main([str(c1), str(c1 / "model.safetensors"), "--to", "pt"]) == EXIT_ERROR
+    assert "DST is a directory" in _one_error_line(capsys)
+    _nothing_written(tmp_path, before, c1 / "model.safetensors")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_dst_inside_the_source_is_refused_before_anything_is_written(src, tmp_path, capsys, force):
+    before = _snapshot(tmp_path)
+    for dst in (src / "sub", src / "a" / "b"):
+        assert main([str(src), str(dst), "--to", "pt", *(["--force"] if force else [])]) == EXIT_ERROR
+        line = _one_error_line(capsys)
+        assert f"{dst}: DST is inside the source directory {src}; choose a DST outside it" in line
+        _nothing_written(tmp_path, before, dst, src / "a")
+
+
+def test_a_dst_equal_to_or_containing_the_source_is_refused(src, tmp_path, capsys):
+    before = _snapshot(tmp_path)
+    for dst in (src, tmp_path, src / "..", src / ".." / "src"):
+        assert main([str(src), str(dst), "--to", "tf", "--force"]) == EXIT_ERROR
+        assert "DST would replace the source" in _one_error_line(capsys)
+    config = tmp_path / "configs" / "config.json"
+    config.parent.mkdir()
+    config.write_text((src / "config.json").read_text())
+    before = _snapshot(tmp_path)
+    assert main([str(src), str(config.parent), "--to", "tf", "--force", "--config", str(config)]) == EXIT_ERROR
+    assert "DST would replace the source" in _one_error_line(capsys)
+    _nothing_written(tmp_path, before)
+
+
+def test_symlinks_are_resolved(src, tmp_path, capsys):
+    (tmp_path / "alias").symlink_to(src)
+    (tmp_path / "parent-alias").symlink_to(tmp_path)
+    before = _snapshot(src)
+    cases = [
+        (tmp_path / "alias", "DST would replace the source"),  # the source under another name
+        (tmp_path / "alias" / "sub", "DST is inside the source directory"),
+        (tmp_path / "parent-alias" / "src" / "sub", "DST is inside the source directory"),
+    ]
+    for dst, words in cases:
+        assert main([str(src), str(dst), "--to", "pt", "--force"]) == EXIT_ERROR
+        assert words in _one_error_line(capsys)
+    assert main([str(tmp_path / "alias"), str(src / "sub"), "--to", "pt"]) == EXIT_ERROR  # SRC through a link
+    assert "DST is inside the source directory" in _one_error_line(capsys)
+    assert _snapshot(src) == before and not (src / "sub").exists()
+
+
+def test_a_weights_file_source_may_be_converted_beside_itself(tmp_path):
+    src = make_model(tmp_path / "downloads")
+    convert(src / "model.safetensors", src / "rembert-tf", to="tf")  # the file is the source, not its directory
+    assert (src / "rembert-tf" / "tf_model.h5").is_file()
+    with pytest.raises(ConversionError, match="would replace the source"):
+        convert(src / "model.safetensors", tmp_path, to="tf", force=True)
+
+
+def test_a_misspelt_num_hidden_layers_is_one_short_line(src, tmp_path, capsys):
+    data = json.loads((src / "config.json").read_text())
+    data["num_hidden_layer"] = data.pop("num_hidden_layers")
+    (src / "config.json").write_text(json.dumps(data))
+    before = _snapshot(tmp_path)
+    assert main([str(src), str(tmp_path / "out"), "--to", "tf"]) == EXIT_ERROR
+    line = _one_error_line(capsys)
+    assert line.startswith(
+        f"rembert-convert: error: {src / 'model.safetensors'} does not fit the config: the config's "
+        "num_hidden_layers is 32 but the checkpoint has 2 encoder layers (layers 2-31 are missing); the config has "
+        "'num_hidden_layer', which is no config field: a misspelt num_hidden_layers? missing 480 tensor(s) of "
+        "head 'masked_lm': rembert.encoder.layer.2.attention.self.query.weight, "
+    )
+    assert line.endswith(" and 475 more") and len(line) < 800
+    _nothing_written(tmp_path, before, tmp_path / "out")
+
+
+def test_layers_the_config_does_not_have_are_not_dropped(tmp_path, capsys):
+    src = make_model(tmp_path / "src", tiny_config(num_hidden_layers=4))
+    fewer = tmp_path / "two-layers.json"
+    tiny_config(num_hidden_layers=2).to_json_file(fewer)
+    before = _snapshot(tmp_path)
+    assert main([str(src), str(tmp_path / "out"), "--to", "pt", "--config", str(fewer)]) == EXIT_ERROR
+    assert _one_error_line(capsys) == (
+        f"rembert-convert: error: {src / 'model.safetensors'} does not fit the config: the config's num_hidden_layers "
+        "is 2 but the checkpoint has 4 encoder layers (its layers 2-3 are not used). converting would drop encoder "
+        "layer(s) 2-3; give --config the checkpoint's num_hidden_layers"
+    )
+    _nothing_written(tmp_path, before, tmp_path / "out")
+
+
+def test_other_sizes_are_named_with_the_tensors(src, tmp_path, capsys):
+    other = tmp_path / "other.json"
+    tiny_config(hidden_size=24).to_json_file(other)
+    assert main([str(src), str(tmp_path / "out"), "--to", "tf", "--config", str(other)]) == EXIT_ERROR
+    line = _one_error_line(capsys)
+    assert (
+        "does not fit the config: the config's hidden_size is 24 but the checkpoint's is 12. tensor(s) do not" in line
+    )
+    assert "rembert.encoder.embedding_hidden_mapping_in.weight is (12, 8), the config needs (24, 8)" in line
+    assert line.endswith(" more") and len(line) < 800

@@ -4,6 +4,7 @@ names the file (never a crash, never code run from a pickle), and finite numbers
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import zipfile
 
@@ -141,3 +142,59 @@ def test_add_pooling_layer_is_a_model_argument_not_a_config_field(model_dir, fra
     assert "add_pooling_layer" not in model.config.extra
     with pytest.raises(ValueError, match="applies to"):
         load(framework, model_dir, "RemBertForMaskedLM", add_pooling_layer=False)
+
+
+# -- a checkpoint that does not fit its config ------------------------------------------------------------------
+
+
+def _misspell_num_hidden_layers(directory) -> None:
+    data = json.loads((directory / "config.json").read_text())
+    data["num_hidden_layer"] = data.pop("num_hidden_layers")
+    (directory / "config.json").write_text(json.dumps(data))
+
+
+MISFIT_CAUSE = (
+    "the config's num_hidden_layers is 32 but the checkpoint has 2 encoder layers (layers 2-31 are missing); the "
+    "config has 'num_hidden_layer', which is no config field: a misspelt num_hidden_layers?"
+)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_checkpoint_that_mostly_does_not_fit_is_said_in_one_sentence_first(model_dir, framework, caplog):
+    _misspell_num_hidden_layers(model_dir)
+    with caplog.at_level(logging.WARNING, logger="rembert"):
+        model, info = load(framework, model_dir, "RemBertForMaskedLM", output_loading_info=True)
+    assert model.config.num_hidden_layers == 32  # loaded anyway, as Hugging Face does
+    (record,) = caplog.records
+    first, *rest = record.getMessage().splitlines()
+    name = ("" if framework == "pt" else "TF") + "RemBertForMaskedLM"
+    assert first == f"{model_dir / 'model.safetensors'} does not fit the config of {name}: {MISFIT_CAUSE}"
+    assert len(rest) == 1 and "480 weight(s)" in rest[0] and rest[0].endswith(" and 475 more")
+    assert len(record.getMessage()) < 1000  # two lines, not 480 names
+    assert len(info["missing_keys"]) == 480
+
+
+def test_the_missing_weights_are_hugging_faces(model_dir):
+    from transformers import RemBertForMaskedLM
+
+    _misspell_num_hidden_layers(model_dir)
+    _, ours = rembert_pt.RemBertForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
+    _, theirs = RemBertForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
+    assert sorted(ours["missing_keys"]) == sorted(theirs["missing_keys"])
+    assert ours["unexpected_keys"] == theirs["unexpected_keys"] == []
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_strict_makes_any_missing_or_unused_weight_an_error(model_dir, framework):
+    load(framework, model_dir, "RemBertForMaskedLM", strict=True)  # the checkpoint's own head: exact
+    with pytest.raises(CheckpointError) as info:
+        load(framework, model_dir, "RemBertModel", strict=True)  # the LM head is not used, the pooler missing
+    message = str(info.value)
+    assert message.startswith(f"{model_dir / 'model.safetensors'} does not hold exactly the weights of ")
+    assert "6 weight(s) of" in message and "cls.predictions.decoder.weight" in message
+    assert "2 weight(s) of" in message and "pooler.dense.weight" in message
+    assert message.endswith("(strict=True: pass strict=False to load it anyway)")
+    _misspell_num_hidden_layers(model_dir)
+    with pytest.raises(CheckpointError) as info:
+        load(framework, model_dir, "RemBertForMaskedLM", strict=True)
+    assert MISFIT_CAUSE in str(info.value) and " and 475 more." in str(info.value)
