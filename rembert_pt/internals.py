@@ -63,14 +63,16 @@ def return_large_frees_to_the_os() -> bool:
 # -- adopt_pages -----------------------------------------------------------------------------------------
 
 
-def fill(param: torch.nn.Parameter, tensor: torch.Tensor, adoptable: bool) -> None:
-    """Give `param` the values of `tensor`. An `adoptable` tensor (its memory is ours to keep: a private
-    copy-on-write map of the checkpoint, contiguous, of the parameter's dtype) becomes the parameter's storage
-    without a copy; pages are then copied by the kernel only when training writes them."""
+def fill(param: torch.nn.Parameter, tensor: torch.Tensor, adoptable: bool) -> bool:
+    """Give `param` the values of `tensor`; True when it took `tensor`'s memory. An `adoptable` tensor (its memory
+    is ours to keep: a private copy-on-write map of the checkpoint, or memory read for us alone; contiguous, of the
+    parameter's dtype) becomes the parameter's storage without a copy; pages of a map are then copied by the
+    kernel only when training writes them."""
     if adoptable and active("adopt_pages"):
         param.data = tensor
-    else:
-        param.data.copy_(tensor)
+        return True
+    param.data.copy_(tensor)
+    return False
 
 
 # -- tensor_version --------------------------------------------------------------------------------------

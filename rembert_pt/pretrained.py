@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rembert_spec import RemBertConfig
+from rembert_spec import RemBertConfig, mapped_files
 from rembert_spec.checkpoint import SAFETENSORS
 from rembert_spec.pretrained import (
     RemBertModelMixin,
@@ -107,6 +107,7 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
         strict: bool = False,
+        mmap: bool = True,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus model.safetensors (or shards), pytorch_model.bin or
@@ -115,7 +116,12 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True); `add_pooling_layer`
         (RemBertModel only) builds the backbone with or without its pooler. `strict=True` makes any weight the
         checkpoint lacks, holds unused or holds in another shape an error (raised before anything is read).
+
+        With `mmap` (the default) the parameters are the checkpoint's copy-on-write pages, no copy (see
+        `rembert_spec.mapped_files` for what happens if the file is then rewritten in place); `mmap=False` reads
+        them once into memory of the model's own.
         """
+        mapped_files.warn_about_changed_files()
         request = resolve_load(
             pretrained_model_path,
             config,
@@ -132,11 +138,14 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         params = model._parameters_by_key()
         entries = model.weight_spec()
 
+        adopted = []
+
         def assign(entry: WeightEntry, array: np.ndarray) -> None:
             param = params[entry.pt_key]
             tensor = from_numpy(array)
             adoptable = array.flags.writeable and array.flags.c_contiguous and tensor.dtype == param.dtype
-            internals.fill(param, tensor, adoptable)
+            if internals.fill(param, tensor, adoptable):
+                adopted.append(entry)
 
         with torch.no_grad():
             report = read_checkpoint(
@@ -147,7 +156,11 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
                 model_name=cls.__name__,
                 ignore_mismatched_sizes=ignore_mismatched_sizes,
                 strict=strict,
+                mmap=mmap,
+                dtype=to_numpy(torch.zeros((), dtype=dtype)).dtype,
             )
+        if adopted:
+            mapped_files.keep(model, cls.__name__, report.mapped_files)
         model.init_weights(fresh_entries(entries, report))
         model.eval()
         return (model, report.as_dict()) if output_loading_info else model
@@ -158,6 +171,7 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **_: Any
     ) -> list[Path]:
         """Write config.json and model.safetensors (sharded above max_shard_size) in Hugging Face's layout."""
+        mapped_files.check_before_save(self)
         params = self._parameters_by_key()
         dtype = next(iter(params.values())).dtype
         return save_model_directory(

@@ -31,7 +31,7 @@ from .formats import (
     writable_formats,
 )
 from .formats.safetensors import DEFAULT_MAX_SHARD_SIZE
-from .tensor_reader import CheckpointError, TensorReader
+from .tensor_reader import READ_ONLY, Access, CheckpointError, FileStamp, TensorReader
 from .weights import IGNORED_KEYS, WeightEntry, all_weight_names, canonical_name, detect_head, weight_spec
 
 logger = logging.getLogger("rembert")
@@ -95,10 +95,21 @@ class SpecCheckpoint:
     def dtype(self, entry: WeightEntry) -> np.dtype:
         return self.reader.info(self._keys[entry.name]).dtype
 
-    def read(self, entry: WeightEntry) -> np.ndarray:
-        """The tensor in PyTorch's layout; a transposed view (no copy) where the file's layout differs."""
-        array = self.reader.read(self._keys[entry.name])
-        return array.T if self._file_transposed(entry) else array
+    def read(self, entry: WeightEntry, tf_layout: bool = False, dtype: np.dtype | None = None) -> np.ndarray:
+        """The tensor in PyTorch's layout, or TensorFlow's with `tf_layout` (Dense kernels [in, out]).
+
+        Where the file keeps the other layout, or holds another dtype than the `dtype` the caller will store, the
+        caller copies it anyway: it then comes as a (transposed) view of the file's map, so that copy is the only
+        pass over the bytes, whatever the reader's access."""
+        transposed = entry.tf_transpose and self._file_transposed(entry) != tf_layout
+        cast = dtype is not None and np.dtype(dtype) != self.dtype(entry)
+        array = self.reader.read(self._keys[entry.name], transient=transposed or cast)
+        return array.T if transposed else array
+
+    @property
+    def mapped_files(self) -> list[FileStamp]:
+        """The files whose pages arrays read with writable, mapped access may keep using (`FileStamp`)."""
+        return list(self.reader.mapped_files)
 
     def close(self) -> None:
         self.reader.close()
@@ -132,13 +143,14 @@ def open_checkpoint(
     path: str | os.PathLike,
     config: RemBertConfig,
     prefer: Iterable[str] = load_order("torch"),
-    copy_on_write: bool = False,
+    access: Access = READ_ONLY,
 ) -> SpecCheckpoint:
     """Open a model directory, a weights file, or a Google TF checkpoint prefix, for reading through the spec.
 
     In a directory, the formats are looked for in the order of `prefer` (registry names, see
-    `rembert_spec.formats.load_order`). With `copy_on_write`, memory-mapped tensors come back writable (private
-    pages), so a model may adopt them as its own storage without copying.
+    `rembert_spec.formats.load_order`). `access` says how tensors come back (`tensor_reader.Access`): read-only
+    views of a memory map (the default); writable copy-on-write views, which a model may adopt as its own storage
+    without copying; or memory of their own, read once (`PRIVATE`).
     """
     path = Path(path)
     if path.is_dir():
@@ -146,7 +158,7 @@ def open_checkpoint(
     elif not _exists(path):
         raise CheckpointError(f"{path}: no such file or directory")
     fmt = format_of(path)
-    reader = fmt.open(path, copy_on_write)
+    reader = fmt.open(path, access)
     known = all_weight_names(config)
     keys, unknown = _index_keys(reader, fmt.name, known)
     return SpecCheckpoint(reader, fmt.name, keys, unknown, known, config)
@@ -166,6 +178,7 @@ class LoadReport:
     unexpected_keys: list[str] = field(default_factory=list)
     mismatched_keys: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     cause: str | None = None
+    mapped_files: list[FileStamp] = field(default_factory=list)  # files whose copy-on-write pages were handed out
 
     def as_dict(self) -> dict[str, list]:
         return {
@@ -233,8 +246,11 @@ def load_weights(
     ignore_mismatched_sizes: bool = False,
     strict: bool = False,
     model_name: str = "the model",
+    tf_layout: bool = False,
+    dtype: np.dtype | None = None,
 ) -> LoadReport:
-    """For each spec entry, read its tensor (PyTorch layout) and hand it to `assign`; report what did not fit.
+    """For each spec entry, read its tensor (PyTorch's layout, or TensorFlow's with `tf_layout`) and hand it to
+    `assign`, which stores it as `dtype` (None: as the file holds it); report what did not fit.
 
     Checked before any tensor is read, from names and shapes: a shape mismatch is an error naming the tensor and
     both shapes unless `ignore_mismatched_sizes`; with `strict`, so is any missing or unused tensor. Either error,
@@ -270,7 +286,8 @@ def load_weights(
     fresh = {entry.name for entry in fit.missing} | {entry.name for entry, _ in fit.mismatched}
     for entry in entries:
         if entry.name not in fresh:
-            assign(entry, checkpoint.read(entry))
+            assign(entry, checkpoint.read(entry, tf_layout, dtype))
+    report.mapped_files = checkpoint.mapped_files
     return report
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from .checkpoint import LoadReport, load_weights, open_checkpoint, write_weights
 from .config import RemBertConfig
 from .formats import load_order
+from .tensor_reader import Access
 from .weights import WeightEntry, get_head, weight_spec
 
 FRAMEWORKS = ("torch", "tf")
@@ -138,13 +139,24 @@ def read_checkpoint(
     model_name: str,
     ignore_mismatched_sizes: bool = False,
     strict: bool = False,
+    mmap: bool = True,
+    alignment: int = 1,
+    dtype: np.dtype | None = None,
 ) -> LoadReport:
-    """Hand every tensor of the checkpoint that `entries` name to `assign(entry, array)` (PyTorch layout; a
-    writable copy-on-write map where the file allows, which the model may keep as its own memory), and log
-    what was missing, unused or mis-shaped. With `strict`, any of those is an error (raised
-    before a tensor is read)."""
-    with open_checkpoint(request.path, request.config, prefer=load_order(framework), copy_on_write=True) as checkpoint:
-        report = load_weights(entries, checkpoint, assign, ignore_mismatched_sizes, strict, model_name)
+    """Hand every tensor of the checkpoint that `entries` name to `assign(entry, array)`, in the framework's
+    layout, and log what was missing, unused or mis-shaped. With `strict`, any of those is an error (raised
+    before a tensor is read).
+
+    Arrays the backend may keep as its own memory: with `mmap`, writable copy-on-write views of the file where
+    their data starts at a multiple of `alignment` bytes (what the framework uses in place), the others read once
+    into memory of their own; without `mmap`, all read into memory of their own. Tensors the backend copies
+    anyway (transposed, or cast to `dtype`, the dtype it stores) come as views of the file's map, so the copy is
+    the only pass. `report.mapped_files` lists the files whose pages the arrays may keep using."""
+    access = Access(writable=True, mapped=mmap, alignment=alignment)
+    with open_checkpoint(request.path, request.config, prefer=load_order(framework), access=access) as checkpoint:
+        report = load_weights(
+            entries, checkpoint, assign, ignore_mismatched_sizes, strict, model_name, framework == "tf", dtype
+        )
         report.log(model_name, checkpoint.path)
     return report
 

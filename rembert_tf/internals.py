@@ -12,7 +12,8 @@ computes the same numbers.
 - `deferred_variables` (`keras.StatelessScope` deferring creation, `Variable._initializer` / `_value`):
   from_pretrained creates each variable once, from the checkpoint. Off: variables start as zeros, then are assigned.
 - `dlpack` (`tf.experimental.dlpack` over numpy memory): a variable starts on the checkpoint's copy-on-write
-  pages. Off: one copy per tensor.
+  pages, or on memory the reader filled for it in one pass (data not 64-byte aligned in the file, `mmap=False`).
+  Off: one copy per tensor.
 - `xla_context` (TensorFlow's private control-flow utilities): tells XLA graphs (static shapes) from others (skip
   padding, assertion ops). Off: every graph is treated as XLA (no graph-time assertions; labelled LM logits are
   all logits in graphs).
@@ -80,13 +81,24 @@ def create_from(variable: keras.Variable, value: np.ndarray) -> bool:
 _DLPACK_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))  # bfloat16 has no DLPack code
 
 
+def adoptable_alignment() -> int:
+    """The alignment (bytes) memory needs for `as_tensor` to use it in place; 1 when nothing is used in place."""
+    return ALIGNMENT if active("dlpack") else 1
+
+
+def adopts(value: np.ndarray) -> bool:
+    """`as_tensor(value)` will use `value`'s own memory: a writable array (a copy-on-write map of the checkpoint, or
+    memory read for the model alone), C-contiguous, 64-byte aligned, of a dtype DLPack knows."""
+    aligned = value.ctypes.data % ALIGNMENT == 0 and value.flags.c_contiguous and value.flags.writeable
+    return active("dlpack") and aligned and bool(value.size) and value.dtype in _DLPACK_DTYPES
+
+
 def as_tensor(value: np.ndarray) -> tf.Tensor:
-    """A tensor over `value`'s own memory when TensorFlow can use it in place (a writable copy-on-write map of the
-    checkpoint, C-contiguous and 64-byte aligned, as tf_model.h5 files written here are): the variable then starts
-    on the file's pages and copies only what training changes. Anything else is copied (TensorFlow aborts the
-    process on a misaligned buffer, so alignment is checked, never assumed)."""
-    usable = value.ctypes.data % ALIGNMENT == 0 and value.flags.c_contiguous and value.flags.writeable
-    if active("dlpack") and usable and value.size and value.dtype in _DLPACK_DTYPES:
+    """A tensor over `value`'s own memory when TensorFlow can use it in place (`adopts`: tf_model.h5 files written
+    here align every dataset; others' are read into aligned memory of their own): the variable then starts on it
+    and copies only what training changes. Anything else is copied (TensorFlow aborts the process on a misaligned
+    buffer, so alignment is checked, never assumed)."""
+    if adopts(value):
         return tf.experimental.dlpack.from_dlpack(np.asarray(value).__dlpack__())
     return tf.convert_to_tensor(value)
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rembert_spec import RemBertConfig
+from rembert_spec import RemBertConfig, mapped_files
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5
 from rembert_spec.inputs import InputError
 from rembert_spec.pretrained import (
@@ -158,6 +158,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
         strict: bool = False,
+        mmap: bool = True,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus tf_model.h5 (ours or Hugging Face's), model.safetensors (or
@@ -165,10 +166,13 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         reported.
 
         `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler. `strict=True`
-        makes any weight the checkpoint lacks, holds unused or holds in another shape an error.
+        makes any weight the checkpoint lacks, holds unused or holds in another shape an error. With `mmap` (the
+        default) variables start on the checkpoint's copy-on-write pages where TensorFlow can use them in place
+        (see `rembert_spec.mapped_files`); `mmap=False` reads every tensor once into memory of the model's own.
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
         policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
         """
+        mapped_files.warn_about_changed_files()
         request = resolve_load(
             pretrained_model_path,
             config,
@@ -181,17 +185,20 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         # Variables are declared without memory and each is created once, from its value, when the block ends:
         # read from the checkpoint, or zeros and then drawn as the spec says (rembert_tf.internals).
         late: list[tuple[keras.Variable, np.ndarray]] = []
+        adopted = []
         with internals.deferred_variables():
             model = cls(request.config, _loading=True, **model_kwargs)
             variables = dict(model.named_variables())
             entries = model.weight_spec()
+            dtype = np.dtype(tf.as_dtype(model.dtype_policy.variable_dtype).as_numpy_dtype)
 
             def assign(entry: WeightEntry, array: np.ndarray) -> None:
                 variable = variables[entry.pt_key]
-                array = array.T if entry.tf_transpose else array
-                value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)
+                value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)  # TF's layout already
                 if not internals.create_from(variable, value):
                     late.append((variable, value))
+                elif internals.adopts(value):
+                    adopted.append(entry)
 
             report = read_checkpoint(
                 request,
@@ -201,9 +208,14 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
                 model_name=cls.__name__,
                 ignore_mismatched_sizes=ignore_mismatched_sizes,
                 strict=strict,
+                mmap=mmap,
+                alignment=internals.adoptable_alignment(),
+                dtype=dtype,
             )
         for variable, value in late:
             variable.assign(value)
+        if adopted:
+            mapped_files.keep(model, cls.__name__, report.mapped_files)
         model.init_weights(fresh_entries(entries, report))
         return (model, report.as_dict()) if output_loading_info else model
 
@@ -218,6 +230,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
     ) -> list[Path]:
         """Write config.json and tf_model.h5 in Hugging Face's layout (or model.safetensors, sharded above
         max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both."""
+        mapped_files.check_before_save(self)
         variables = dict(self.named_variables())
         dtype = np.dtype(tf.as_dtype(self.dtype_policy.variable_dtype).as_numpy_dtype)
         if not safe_serialization and dtype.name == "bfloat16":

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..tensor_reader import TensorReader
+from ..tensor_reader import Access, TensorReader
 from ..weights import WeightEntry
 
 
@@ -57,7 +57,7 @@ class CheckpointFormat:
     not a weight of the spec)."""
     recognises: Callable[[Path], bool]
     """A path is a checkpoint of this format, judged by its name (or, for a prefix, by the files beside it)."""
-    open: Callable[[Path, bool], TensorReader]
-    """Open a recognised path: `open(path, copy_on_write)`."""
+    open: Callable[[Path, Access], TensorReader]
+    """Open a recognised path: `open(path, access)`, how its reader hands out tensors (`tensor_reader.Access`)."""
     write: Writer | None
     """Write a checkpoint into a directory, or None for a format this library only reads."""

@@ -553,7 +553,7 @@ class TFCheckpointReader(TensorReader):
             return TensorInfo(entry.shape, np.dtype(object))
         return TensorInfo(entry.shape, self._numeric_dtype(key, entry))
 
-    def read(self, key: str) -> np.ndarray:
+    def read(self, key: str, transient: bool = False) -> np.ndarray:
         """The variable as an array: a read-only memory map where possible, a new array for slices."""
         entry = self._entry(key)
         dtype = self._numeric_dtype(key, entry)
@@ -706,6 +706,6 @@ FORMAT = CheckpointFormat(
     key=variable_name,
     canonical_names=_canonical_names,
     recognises=_recognises,
-    open=lambda path, copy_on_write: TFCheckpointReader(path),
+    open=lambda path, access: TFCheckpointReader(path),  # read-only maps whatever the access: a model copies
     write=None,
 )

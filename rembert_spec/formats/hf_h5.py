@@ -20,13 +20,14 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 import numpy as np
 
 from .. import streaming
 from ..atomic import atomic_write
-from ..tensor_reader import CheckpointError, TensorInfo, TensorReader
+from ..tensor_reader import READ_ONLY, Access, CheckpointError, FileStamp, TensorInfo, TensorReader, read_private
 from ..weights import WeightEntry, get_head
 from ..write_behind import WriteBehind
 from .checkpoint_format import CheckpointFormat
@@ -97,26 +98,34 @@ def _write_attribute_list(group: h5py.Group, name: str, values: list[str]) -> No
 
 
 class H5Reader(TensorReader):
-    """Weights of a Hugging Face tf_model.h5; contiguous datasets are memory-mapped, not copied
-    (read-only, or writable private pages with `copy_on_write`)."""
+    """Weights of a Hugging Face tf_model.h5. Contiguous datasets are memory-mapped, not copied (read-only, or
+    writable private pages with writable `access`); those the access does not take as views (`mapped=False`, or
+    not aligned as asked: Hugging Face's own files place most datasets at offsets TensorFlow cannot use in place)
+    are read once, straight from the file into memory of their own."""
 
-    def __init__(self, path: str | os.PathLike, copy_on_write: bool = False):
+    def __init__(self, path: str | os.PathLike, access: Access = READ_ONLY):
         self.path = Path(path)
-        self._map_mode = "c" if copy_on_write else "r"
+        self._access = access
+        self._map_mode = "c" if access.writable else "r"
         if not self.path.is_file():
             raise CheckpointError(f"{self.path}: no such file")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
             raise CheckpointError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        self._raw: BinaryIO | None = None  # the file's bytes, for datasets read into memory of their own
         try:
             self._datasets = self._index()
+            self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned by the reader until close()
+            stamp = FileStamp.of(self.path, self._raw.fileno())
         except CheckpointError:
             self.close()
             raise
         except Exception as e:  # h5py raises many types for damaged files; all mean the same to a user
             self.close()
             raise CheckpointError(f"{self.path}: corrupt tf_model.h5 ({type(e).__name__}: {e})") from None
+        self._size = stamp.size
+        self.mapped_files = [stamp] if access.writable and access.mapped else []
 
     def _index(self) -> dict[str, h5py.Dataset]:
         if "layer_names" not in self._file.attrs:
@@ -145,17 +154,21 @@ class H5Reader(TensorReader):
         dataset = self._datasets[key]
         return TensorInfo(tuple(dataset.shape), np.dtype(dataset.dtype))
 
-    def read(self, key: str) -> np.ndarray:
+    def read(self, key: str, transient: bool = False) -> np.ndarray:
         if key not in self._datasets:
             raise self._missing(key)
         dataset = self._datasets[key]
         try:
             offset = dataset.id.get_offset()
-            if offset is not None and dataset.size and dataset.dtype.kind in "fiub":
-                return np.memmap(
-                    self.path, dtype=dataset.dtype, mode=self._map_mode, offset=offset, shape=dataset.shape
-                )
-            return np.asarray(dataset[()])
+            if offset is None or not dataset.size or dataset.dtype.kind not in "fiub":
+                return np.asarray(dataset[()])  # chunked, compressed or empty: HDF5 assembles it
+            shape, dtype = tuple(dataset.shape), np.dtype(dataset.dtype)
+            if offset + dataset.size * dtype.itemsize > self._size:
+                raise ValueError(f"its data runs past the end of the file ({self._size} bytes)")
+            # A map starts at a page boundary, so a dataset's address there is aligned as its file offset is.
+            if not transient and self._access.wants_private_copy(offset):
+                return read_private(self._raw, offset, dtype, shape, self.path, key)
+            return np.memmap(self.path, dtype=dtype, mode=self._map_mode, offset=offset, shape=shape)
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{self.path}: cannot read tensor {key!r} ({e})") from None
 
@@ -163,6 +176,9 @@ class H5Reader(TensorReader):
         if getattr(self, "_file", None) is not None:
             self._file.close()
             self._file = None
+        if getattr(self, "_raw", None) is not None:
+            self._raw.close()
+            self._raw = None
 
 
 # -- writing ----------------------------------------------------------------------------------------------------
@@ -271,6 +287,6 @@ FORMAT = CheckpointFormat(
     key=weight_name,
     canonical_names=_canonical_names,
     recognises=lambda path: path.name.endswith((".h5", ".hdf5")),
-    open=lambda path, copy_on_write: H5Reader(path, copy_on_write),
+    open=lambda path, access: H5Reader(path, access),
     write=_write,
 )

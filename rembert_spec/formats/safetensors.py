@@ -23,7 +23,16 @@ import numpy as np
 
 from .. import streaming
 from ..atomic import atomic_write
-from ..tensor_reader import CheckpointError, ShardedReader, TensorInfo, TensorReader
+from ..tensor_reader import (
+    READ_ONLY,
+    Access,
+    CheckpointError,
+    FileStamp,
+    ShardedReader,
+    TensorInfo,
+    TensorReader,
+    read_private,
+)
 from ..weights import WeightEntry, state_dict_names
 from ..write_behind import WriteBehind
 from .checkpoint_format import CheckpointFormat
@@ -129,27 +138,33 @@ def _check_layout(path: Path, entries: Mapping[str, _Entry], data_start: int, fi
 class SafetensorsReader(TensorReader):
     """One .safetensors file, memory-mapped; `read` returns zero-copy views.
 
-    Views are read-only, or with `copy_on_write` writable private pages: a model can then use them as its
-    parameters directly, and only pages it later changes are copied (the file itself is never written).
+    Views are read-only, or with writable `access` private copy-on-write pages: a model can then use them as its
+    parameters directly, and only pages it later changes are copied (the file itself is never written). Tensors
+    the access does not take as views (`mapped=False`, or not aligned as asked) are read once into memory of
+    their own.
     """
 
-    def __init__(self, path: str | os.PathLike, copy_on_write: bool = False):
+    def __init__(self, path: str | os.PathLike, access: Access = READ_ONLY):
         self.path = Path(path)
-        access = mmap.ACCESS_COPY if copy_on_write else mmap.ACCESS_READ
+        self._access = access
         try:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb", buffering=0)
         except FileNotFoundError:
             raise CheckpointError(f"{self.path}: no such file") from None
         except OSError as e:
             raise CheckpointError(f"{self.path}: cannot open ({e.strerror})") from None
         try:
             size = os.fstat(self._file.fileno()).st_size
-            self._mmap = mmap.mmap(self._file.fileno(), 0, access=access) if size else None
+            mode = mmap.ACCESS_COPY if access.writable else mmap.ACCESS_READ
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mode) if size else None
             head = self._mmap[:8] if self._mmap else b""
             if len(head) == 8:  # only the header itself is read: the tensors stay on disk until asked for
                 header_len = int.from_bytes(head, "little")
                 head += self._mmap[8 : 8 + min(header_len, _MAX_HEADER_BYTES)]
             self._entries, self.metadata = _parse_header(self.path, size, head)
+            self._base = _address(self._mmap) if self._mmap else 0
+            keeps_map = access.writable and access.mapped
+            self.mapped_files = [FileStamp.of(self.path, self._file.fileno())] if keeps_map else []
         except BaseException:
             self.close()
             raise
@@ -166,13 +181,15 @@ class SafetensorsReader(TensorReader):
         except KeyError:
             raise self._missing(key) from None
 
-    def read(self, key: str) -> np.ndarray:
+    def read(self, key: str, transient: bool = False) -> np.ndarray:
         entry = self._entries.get(key)
         if entry is None:
             raise self._missing(key)
         count = math.prod(entry.info.shape)
         if count == 0:
             return np.zeros(entry.info.shape, entry.info.dtype)
+        if not transient and self._access.wants_private_copy(self._base + entry.begin):
+            return read_private(self._file, entry.begin, entry.info.dtype, entry.info.shape, self.path, key)
         array = np.frombuffer(self._mmap, dtype=entry.info.dtype, count=count, offset=entry.begin)
         return array.reshape(entry.info.shape)
 
@@ -182,6 +199,11 @@ class SafetensorsReader(TensorReader):
         if getattr(self, "_file", None) is not None:
             self._file.close()
             self._file = None
+
+
+def _address(memory: mmap.mmap) -> int:
+    """Where a map starts in memory (page-aligned), to tell which offsets in it are aligned."""
+    return np.frombuffer(memory, np.uint8, count=1).ctypes.data if len(memory) else 0
 
 
 # -- writing ----------------------------------------------------------------------------------------------
@@ -314,10 +336,10 @@ def _recognises(path: Path) -> bool:
     return path.name.endswith((".safetensors", ".safetensors.index.json"))
 
 
-def _open(path: Path, copy_on_write: bool) -> TensorReader:
+def _open(path: Path, access: Access) -> TensorReader:
     if path.name.endswith(".index.json"):
-        return ShardedReader(path, functools.partial(SafetensorsReader, copy_on_write=copy_on_write))
-    return SafetensorsReader(path, copy_on_write)
+        return ShardedReader(path, functools.partial(SafetensorsReader, access=access))
+    return SafetensorsReader(path, access)
 
 
 def _write(

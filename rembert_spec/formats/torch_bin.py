@@ -24,6 +24,7 @@ imported or run.
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import math
 import mmap
@@ -40,7 +41,16 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ..tensor_reader import CheckpointError, ShardedReader, TensorInfo, TensorReader
+from ..tensor_reader import (
+    READ_ONLY,
+    Access,
+    CheckpointError,
+    FileStamp,
+    ShardedReader,
+    TensorInfo,
+    TensorReader,
+    read_private,
+)
 from ..weights import state_dict_names
 from .checkpoint_format import CheckpointFormat
 
@@ -258,8 +268,10 @@ class TorchBinReader(TensorReader):
 
     The state dict structure is unpickled (with an allow-list; nothing from the file is imported or run)
     when the reader is created; tensor bytes are memory-mapped and viewed when `read` is called, so only
-    the tensors you read are paged in. `read` returns read-only arrays (views of the map; a copy for data
-    that is not aligned to its dtype).
+    the tensors you read are paged in. `read` returns views of the map: read-only, or private copy-on-write
+    pages a model may adopt as its own with writable `access` (torch.save aligns every storage to 64 bytes, so
+    TensorFlow can adopt them too); a copy for data that is not aligned to its dtype. Tensors the access does
+    not take as views (`mapped=False`, or not aligned as asked) are read once into memory of their own.
 
     Supported: float32, float16, bfloat16, int64 and bool tensors and Parameters; storage offsets, arbitrary
     strides (transposed / expanded views) and storages shared by several tensors. Non-tensor values of the dict
@@ -268,8 +280,9 @@ class TorchBinReader(TensorReader):
     carrying Python attributes, big-endian archives, compressed records and the legacy pre-1.6 format.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, access: Access = READ_ONLY) -> None:
         self.path = Path(path)
+        self._access = access
         self._tensors: dict[str, _TensorRef] = {}
         self._offsets: dict[str, int] = {}  # storage key -> byte offset of its record in the file
         self._zip: zipfile.ZipFile | None = None
@@ -280,7 +293,9 @@ class TorchBinReader(TensorReader):
         except OSError as e:
             raise CheckpointError(f"{self.path}: cannot open PyTorch checkpoint ({e})") from e
         try:
-            self._size = os.fstat(self._file.fileno()).st_size
+            stamp = FileStamp.of(self.path, self._file.fileno())
+            self._size = stamp.size
+            self.mapped_files = [stamp] if access.writable and access.mapped else []
             self._open()
         except CheckpointError:
             self.close()
@@ -409,9 +424,13 @@ class TorchBinReader(TensorReader):
         ref = self._ref(key)
         return TensorInfo(ref.shape, ref.dtype)
 
-    def read(self, key: str) -> np.ndarray:
+    def read(self, key: str, transient: bool = False) -> np.ndarray:
         ref = self._ref(key)
         try:
+            if not transient and ref.storage.nbytes and _is_contiguous(ref.shape, ref.strides):
+                offset = self._offsets[ref.storage.key] + ref.offset * ref.dtype.itemsize
+                if self._access.wants_private_copy(offset):  # a map starts at a page: aligned as the offset is
+                    return read_private(self._file, offset, ref.dtype, ref.shape, self.path, key)
             array = _strided_view(self._storage_bytes(ref.storage), ref)
         except CheckpointError:
             raise
@@ -451,7 +470,8 @@ class TorchBinReader(TensorReader):
             return np.zeros(0, dtype=np.uint8)
         offset = self._offsets[storage.key]
         if self._map is None:
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            mode = mmap.ACCESS_COPY if self._access.writable else mmap.ACCESS_READ
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mode)
         if offset + storage.nbytes > len(self._map):
             raise CheckpointError(f"{self.path}: storage {storage.key!r} lies past the end of the file")
         return np.frombuffer(self._map, dtype=np.uint8, count=storage.nbytes, offset=offset)
@@ -471,7 +491,7 @@ def _is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
 
 
 def _strided_view(data: np.ndarray, ref: _TensorRef) -> np.ndarray:
-    """The tensor as a read-only view of its storage bytes (validated to lie inside them)."""
+    """The tensor as a view of its storage bytes (validated to lie inside them); strided views are read-only."""
     itemsize = ref.dtype.itemsize
     count = math.prod(ref.shape)
     if count == 0:
@@ -490,11 +510,10 @@ def _strided_view(data: np.ndarray, ref: _TensorRef) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _open(path: Path, copy_on_write: bool) -> TensorReader:
-    """Read-only maps only: a model adopting these tensors copies them (`copy_on_write` does not apply)."""
+def _open(path: Path, access: Access) -> TensorReader:
     if path.name.endswith(".index.json"):
-        return ShardedReader(path, TorchBinReader)
-    return TorchBinReader(path)
+        return ShardedReader(path, functools.partial(TorchBinReader, access=access))
+    return TorchBinReader(path, access)
 
 
 FORMAT = CheckpointFormat(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from rembert_spec import CheckpointError, weight_spec
 from rembert_spec.checkpoint import open_checkpoint, write_weights
 from rembert_spec.formats import FORMATS, CheckpointFormat
+from rembert_spec.tensor_reader import PRIVATE, READ_ONLY, Access
 from rembert_spec.testing import random_tensor
 from tests.conftest import damage, tiny_config
 
@@ -70,10 +71,17 @@ def sample(request, tmp_path_factory) -> tuple[CheckpointFormat, str, dict[str, 
     return fmt, location.name, files
 
 
+# Every way a reader hands out tensors: read-only views, copy-on-write views (some read privately where the data
+# is not 64-byte aligned, as TensorFlow asks), memory of their own (mmap=False).
+ACCESSES = (READ_ONLY, Access(writable=True, alignment=64), PRIVATE)
+
+
 def _read_everything(fmt: CheckpointFormat, location: Path) -> None:
-    with fmt.open(location, False) as reader, np.errstate(all="ignore"):  # damaged bytes may read as NaN
-        for key in reader.keys():
-            np.asarray(reader.read(key)).sum()
+    for access in ACCESSES:
+        with fmt.open(location, access) as reader, np.errstate(all="ignore"):  # damaged bytes may read as NaN
+            for key in reader.keys():
+                np.asarray(reader.read(key)).sum()
+                np.asarray(reader.read(key, transient=True)).sum()
 
 
 def test_the_samples_read_back_through_the_spec(sample, tmp_path):
