@@ -89,6 +89,40 @@ def test_loaded_parameters_live_on_the_checkpoint_pages_unless_switched_off(tmp_
     torch.testing.assert_close(copied.get_input_embeddings().weight, weight, rtol=0, atol=0)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_pytorch_model_bin_written_by_torch_save_is_adopted_without_a_copy(tmp_path):
+    """Hugging Face's save_pretrained(safe_serialization=False) goes through torch.save, which aligns every storage:
+    the parameters are its copy-on-write pages, as with model.safetensors (they used to be copied from a read-only
+    map: two passes and twice the memory)."""
+    from transformers import RemBertForMaskedLM
+
+    from tests.oracle import hf_config
+
+    torch.manual_seed(0)
+    theirs = RemBertForMaskedLM(hf_config(tiny_config()))
+    theirs.save_pretrained(tmp_path, safe_serialization=False)
+    before = (tmp_path / "pytorch_model.bin").read_bytes()
+    ours = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    expected = theirs.state_dict()
+    for name, param in ours.named_parameters():
+        assert _mapped_file(param.data_ptr()) == str(tmp_path / "pytorch_model.bin"), name
+        torch.testing.assert_close(param, expected[name], rtol=0, atol=0)
+    with torch.no_grad():
+        for param in ours.parameters():
+            param.add_(1.0)  # private pages: the file never changes
+    assert (tmp_path / "pytorch_model.bin").read_bytes() == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_mmap_false_gives_parameters_memory_of_their_own(tmp_path):
+    write_random_checkpoint(tmp_path, tiny_config(), "masked_lm", seed=1)
+    mapped = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
+    private = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path, mmap=False)
+    for (name, a), (_, b) in zip(mapped.named_parameters(), private.named_parameters(), strict=True):
+        assert _mapped_file(b.data_ptr()) is None, name  # anonymous memory, read once
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 # -- tensor_version: Tensor._version ----------------------------------------------------------------------------
 
 

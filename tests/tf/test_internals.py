@@ -130,6 +130,42 @@ def test_variables_start_on_the_checkpoints_pages_and_training_never_writes_the_
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
 
 
+def _mapped_file(address: int) -> str | None:
+    """The file mapped at `address` in this process (Linux /proc/self/maps), or None for anonymous memory."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if start <= address < end:
+            return fields[5] if len(fields) > 5 else None
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_hugging_faces_own_tf_model_h5_reaches_tensorflow_in_one_pass(tmp_path, monkeypatch):
+    """Hugging Face's TF save_pretrained leaves most datasets at offsets TensorFlow cannot use in place: each of
+    those is read once into aligned memory of its own and then used in place too (issue 18); the aligned ones are
+    the file's pages. Nothing is copied by TensorFlow."""
+    from transformers import TFRemBertForMaskedLM
+
+    from tests.oracle import hf_config
+
+    theirs = TFRemBertForMaskedLM(hf_config(tiny_config()))
+    theirs(theirs.dummy_inputs)
+    theirs.save_pretrained(tmp_path)
+    path = str(tmp_path / "tf_model.h5")
+    sources = []
+    real = internals.as_tensor
+    monkeypatch.setattr(internals, "as_tensor", lambda value: sources.append(value) or real(value))
+    ours = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    monkeypatch.setattr(internals, "as_tensor", real)
+    assert len(sources) == len(ours.weight_spec()) and all(internals.adopts(value) for value in sources)
+    homes = [_mapped_file(value.ctypes.data) for value in sources]
+    assert homes.count(None) > len(homes) // 2 and homes.count(path) > 0 and set(homes) == {None, path}
+    expected = {v.name.split("/", 1)[1]: v.numpy() for v in theirs.weights}  # without the model's own scope
+    for entry, (_, variable) in zip(ours.weight_spec(), ours.named_variables(), strict=True):
+        np.testing.assert_array_equal(np.asarray(variable), expected[entry.tf_name], err_msg=entry.name)
+
+
 # -- xla_context: tensorflow.python control-flow utilities ---------------------------------------------------
 
 
