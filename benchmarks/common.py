@@ -90,3 +90,28 @@ def hf_saved_checkpoint(head: str = "base", framework: str = "tf") -> Path:
         tmp.rename(directory)
         (directory / ".complete").touch()
     return directory
+
+
+def machine_line() -> str:
+    """The CPU this run measured on: cores, its vector features, and the float32 matmul speed numpy gets now
+    (a loaded machine shows here first)."""
+    import numpy as np
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags]
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a  # warm-up
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    gflops = 3 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    features = " ".join(vector) or "no AVX"
+    return f"machine: {os.cpu_count()} cores, {features}; fp32 matmul {gflops:.0f} GFLOP/s; load average {load:.1f}"
