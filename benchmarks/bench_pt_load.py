@@ -11,7 +11,8 @@ Each file is loaded by both libraries in the same run:
 Ours is timed with the default (the parameters are the file's copy-on-write pages) and with `mmap=False` (every
 tensor read once into memory of the model's own): the cost of the private copy, against Hugging Face in the same
 run. Each side runs in a fresh process (imports included); rounds alternate sides and the best of `--rounds` is
-kept (a shared machine). Target: ours <= 0.5x Hugging Face's wall time.
+kept (a shared machine); CPU time (user + system) is shown beside, as it moves less with the machine's load.
+Target: ours <= 0.5x Hugging Face's wall time.
 
     python benchmarks/bench_pt_load.py [--rounds N] [--h5]
 """
@@ -83,6 +84,7 @@ def main() -> None:
         print(f"{kind}: {directory}")
         for side in ("ours", "ours, mmap=False"):
             print(ratio_line(f"  PyTorch load, {side}", best[side]["wall_s"], hf["wall_s"], "s", "<= 0.50x"))
+            print(ratio_line(f"  CPU time, {side}", best[side]["cpu_s"], hf["cpu_s"], "s", "-"))
             print(ratio_line(f"  peak RSS, {side}", best[side]["peak_rss_mb"], hf["peak_rss_mb"], "MB", "-"))
 
 

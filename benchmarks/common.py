@@ -30,8 +30,10 @@ def full_size_checkpoint(head: str = "masked_lm", fmt: str = "safetensors", **ov
 
 
 def run_child(code: str, env: dict[str, str] | None = None) -> dict:
-    """Run python `code` in a fresh process; it prints one JSON line last. Adds wall time and peak RSS (MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run python `code` in a fresh process; it prints one JSON line last. Adds wall time, CPU time (user + system)
+    and peak RSS (MB)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -43,9 +45,11 @@ def run_child(code: str, env: dict[str, str] | None = None) -> dict:
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stderr[-4000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = usage.ru_maxrss
     report = json.loads(result.stdout.strip().splitlines()[-1])
     report["wall_s"] = wall
+    report["cpu_s"] = usage.ru_utime + usage.ru_stime - cpu_before  # less sensitive to a busy machine than wall
     # ru_maxrss of children is the max over all children so far: only meaningful when it grew.
     report["peak_rss_mb"] = peak / 1024 if peak > before else report.get("peak_rss_mb", float("nan"))
     return report
