@@ -158,7 +158,7 @@ class TFRemBertSelfAttention(Layer):
             scores = scores + attention_mask
         probs = tf.nn.softmax(scores, axis=-1)
         if packing is not None:
-            probs = probs * packing.real[:, None, :, None]  # padding rows attend nowhere
+            probs = probs * tf.expand_dims(tf.expand_dims(packing.real, 1), 3)  # padding rows attend nowhere
         context = tf.matmul(self.dropout(probs, training=training), value)
         context = tf.transpose(context, [0, 2, 1, 3])  # [batch, length, heads, head_size]
         if packing is not None:
@@ -332,6 +332,12 @@ class TFRemBertPooler(Layer):
         return tf.tanh(self.dense(hidden_states[:, 0]))
 
 
+def _heads_and_queries_axes(mask: tf.Tensor) -> tf.Tensor:
+    """[batch, keys] -> [batch, 1, 1, keys]. (expand_dims rather than `mask[:, None, None, :]`: TFLite's builtin
+    strided slice cannot insert axes, so the indexing form would block conversion with builtin ops only.)"""
+    return tf.expand_dims(tf.expand_dims(mask, 1), 1)
+
+
 def _additive_mask(mask: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """1 = attend, 0 = masked  ->  0 / a large negative number added to attention scores."""
     return (1.0 - tf.cast(mask, dtype)) * tf.constant(rules.mask_value(dtype.name), dtype)
@@ -342,12 +348,12 @@ def self_attention_mask(
 ) -> tf.Tensor:
     """[batch, 1, length or 1, past_length + length] additive mask; decoders also hide later positions."""
     if attention_mask.shape.rank == 3:
-        return _additive_mask(attention_mask[:, None, :, :], dtype)
-    mask = tf.cast(attention_mask[:, None, None, :], dtype)
+        return _additive_mask(tf.expand_dims(attention_mask, 1), dtype)
+    mask = tf.cast(_heads_and_queries_axes(attention_mask), dtype)
     if causal:
         positions = tf.range(past_length + length)
         visible = positions[None, :] <= positions[past_length:, None]
-        mask = mask * tf.cast(visible, dtype)[None, None]
+        mask = mask * tf.expand_dims(tf.expand_dims(tf.cast(visible, dtype), 0), 0)
     return _additive_mask(mask, dtype)
 
 
@@ -427,7 +433,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         if encoder_hidden_states is not None:
             encoder_hidden_states = tf.cast(encoder_hidden_states, dtype)
             if encoder_attention_mask is not None:
-                encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
+                encoder_mask = _additive_mask(_heads_and_queries_axes(encoder_attention_mask), dtype)
 
         packing = None
         if unpad and attention_mask is not None and attention_mask.shape.rank == 2 and past_key_values is None:
