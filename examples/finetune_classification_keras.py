@@ -89,7 +89,7 @@ def main() -> None:
     # One step per "epoch", so that each printed loss is one step's.
     model.fit(dataset, epochs=args.steps, steps_per_epoch=1, verbose=0, shuffle=False, callbacks=[PrintLoss()])
 
-    logits = model.predict(features, batch_size=64, verbose=0)["logits"]
+    logits = model.predict(features, batch_size=64, verbose=0)
     accuracy = float((logits.argmax(-1) == labels).mean())
     print(f"training accuracy {accuracy:.3f} ({len(texts)} sentences, {strategy.num_replicas_in_sync} device(s))")
 

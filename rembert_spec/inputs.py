@@ -16,6 +16,18 @@ from .config import RemBertConfig
 
 IGNORE_INDEX = -100
 
+# The arguments of each head's forward / call that hold its labels, in order (what a Keras `y` and Hugging Face's
+# Trainer `label_names` are). The backbone has none.
+LABEL_NAMES: dict[str, tuple[str, ...]] = {
+    "base": (),
+    "masked_lm": ("labels",),
+    "causal_lm": ("labels",),
+    "sequence_classification": ("labels",),
+    "multiple_choice": ("labels",),
+    "token_classification": ("labels",),
+    "question_answering": ("start_positions", "end_positions"),
+}
+
 Dim = Any  # a size: an int where it is known when the check runs, else the framework's scalar tensor
 
 

@@ -125,6 +125,18 @@ OUTPUT_FOR_HEAD: dict[str, type[ModelOutput]] = {
     "question_answering": QuestionAnsweringModelOutput,
 }
 
+# The fields of each head's output that are its predictions, in order: what Keras' `predict` returns and what a
+# loss or metrics given to Keras' `compile` are computed on.
+PREDICTIONS: dict[str, tuple[str, ...]] = {
+    "base": ("last_hidden_state", "pooler_output"),
+    "masked_lm": ("logits",),
+    "causal_lm": ("logits",),
+    "sequence_classification": ("logits",),
+    "multiple_choice": ("logits",),
+    "token_classification": ("logits",),
+    "question_answering": ("start_logits", "end_logits"),
+}
+
 
 def returned(outputs: ModelOutput, return_dict: bool | None, return_dict_default: bool) -> ModelOutput | tuple:
     """What forward / call returns: the record, or with `return_dict=False` (default: the config's) its tuple."""

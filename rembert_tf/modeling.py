@@ -26,10 +26,12 @@ from rembert_spec.outputs import (
     returned,
 )
 
+from .call_inputs import unpack_inputs
 from .generation import TFGenerationMixin
 from .internals import in_xla
+from .keras_model import serializable
 from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
-from .pretrained import TFRemBertPreTrainedModel, sublayer, unpack_inputs
+from .pretrained import TFRemBertPreTrainedModel, sublayer
 from .validation import GraphFacts, check_labels, check_regression_labels, check_shape, dims
 
 LayerCache = tuple[tf.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
@@ -357,6 +359,7 @@ def self_attention_mask(
     return _additive_mask(mask, dtype)
 
 
+@serializable
 class TFRemBertModel(TFRemBertPreTrainedModel):
     """The RemBERT backbone: embeddings, projection to hidden_size, post-LN transformer layers, optional pooler.
 
@@ -525,6 +528,7 @@ def _lm_loss_and_logits(
     return _cross_entropy(logits, tf.boolean_mask(labels, counted)), logits
 
 
+@serializable
 class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
     """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
 
@@ -592,6 +596,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
@@ -668,6 +673,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
     """A linear classifier on the pooled [CLS] output. The loss follows config.problem_type: regression (MSE),
     single-label (cross-entropy) or multi-label (binary cross-entropy with logits); when unset it is inferred
@@ -736,6 +742,7 @@ def sequence_classification_loss(config: RemBertConfig, logits: tf.Tensor, label
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+@serializable
 class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
     """Scores each of num_choices candidates ([batch, num_choices, length] inputs) with one logit each."""
 
@@ -789,6 +796,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
     """A linear classifier on every token; labels of -100 are ignored by the loss."""
 
@@ -840,6 +848,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
     """Start and end logits for extractive QA. The loss averages start and end cross-entropy; positions
     outside the sequence are clamped to its length and ignored. As in Hugging Face, the loss softmaxes over every

@@ -1,12 +1,10 @@
-"""What every TensorFlow RemBERT model shares: building, initialising, loading and saving through the weight spec,
-and the hooks that let Keras' compile / fit / evaluate / predict use the model's own loss and outputs."""
+"""What every TensorFlow RemBERT model shares: building, initialising, loading and saving through the weight spec.
+(What Keras users do with a model, fit / predict / .keras files / export, is rembert_tf.keras_model.)"""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,6 @@ import tensorflow as tf
 
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5
-from rembert_spec.inputs import InputError
 from rembert_spec.pretrained import (
     RemBertModelMixin,
     fresh_entries,
@@ -27,21 +24,8 @@ from rembert_spec.pretrained import (
 from rembert_spec.weights import WeightEntry
 
 from . import internals
+from .keras_model import KerasModel
 from .layers import Embedding, named_variables, replace_variable
-
-# Arguments of `call` that are not tensors: they stay Python values (they shape the graph).
-_FLAGS = frozenset(
-    {
-        "use_cache",
-        "output_attentions",
-        "output_hidden_states",
-        "return_dict",
-        "training",
-        "logits_to_keep",
-        "return_all_logits",
-        "unpad",
-    }
-)
 
 
 def sublayer(parent: keras.layers.Layer, name: str) -> dict[str, Any]:
@@ -50,46 +34,9 @@ def sublayer(parent: keras.layers.Layer, name: str) -> dict[str, Any]:
     return {"name": name, "dtype": parent.dtype_policy}
 
 
-def _to_tensor(value: Any) -> Any:
-    if value is None or isinstance(value, (tf.Tensor, tf.Variable)):
-        return value
-    return tf.convert_to_tensor(value)
-
-
-def unpack_inputs(call: Callable) -> Callable:
-    """Let `call` take its inputs as a dict in the first argument (Keras' convention, what `fit` passes), and
-    turn numpy arrays and lists into tensors.
-
-    >>> model({"input_ids": ids, "attention_mask": mask, "labels": labels})  # doctest: +SKIP
-    """
-    signature = inspect.signature(call)
-    names = list(signature.parameters)[1:]
-
-    @functools.wraps(call)
-    def wrapper(self, *args: Any, **kwargs: Any):
-        if args and isinstance(args[0], Mapping):
-            if len(args) > 1:
-                raise TypeError(f"{type(self).__name__}: with a dict of inputs, pass other arguments by name")
-            for key in args[0]:
-                if key not in names:
-                    raise InputError(f"{type(self).__name__} takes no input named {key!r}; it takes {', '.join(names)}")
-                if key in kwargs:
-                    raise InputError(f"{key} is given both in the dict of inputs and as an argument")
-            args, kwargs = (), {**args[0], **kwargs}
-        bound = signature.bind(self, *args, **kwargs)
-        for name, value in list(bound.arguments.items())[1:]:
-            if name == "past_key_values" and value is not None:
-                bound.arguments[name] = tuple(tuple(_to_tensor(t) for t in layer) for layer in value)
-            elif name not in _FLAGS:
-                bound.arguments[name] = _to_tensor(value)
-        return call(*bound.args, **bound.kwargs)
-
-    return wrapper
-
-
-class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
-    """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained,
-    and Keras training with the model's own loss (`compile(optimizer=...)` without a loss, labels in the inputs).
+class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
+    """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained;
+    Keras' fit / evaluate / predict, .keras files and export come from `KerasModel` (rembert_tf.keras_model).
 
     >>> from rembert_tf import TFRemBertForMaskedLM
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
@@ -108,7 +55,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         self.config = config
         self._backbone_of_head = _backbone_of_head
         self._loading = _loading
-        internals.skip_input_conversion(self)  # `call` converts its own inputs (see unpack_inputs)
+        internals.skip_input_conversion(self)  # `call` converts its own inputs (call_inputs.unpack_inputs)
 
     # -- the spec ------------------------------------------------------------------------------------------
 
@@ -279,78 +226,3 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
                 "would draw new dropout masks"
             )
         self._backbone().encoder.gradient_checkpointing = True
-
-    # -- Keras ---------------------------------------------------------------------------------------------
-
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> tf.Tensor:
-        """With no loss given to compile(), train on the model's own loss (labels go in the input dict)."""
-        if self.loss is not None:  # compile(loss=...)
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        if not isinstance(y_pred, Mapping) or "loss" not in y_pred:
-            raise InputError(
-                f"{type(self).__name__} computed no loss: put the labels in the dict of inputs (e.g. "
-                "{'input_ids': ..., 'labels': ...}) or give compile() a loss"
-            )
-        loss = tf.cast(y_pred["loss"], tf.float32)
-        for extra in self.losses:
-            loss = loss + tf.cast(tf.reduce_sum(extra), tf.float32)
-        # Under a distribution strategy each replica's gradients are summed, so each replica's loss counts
-        # 1 / replicas (what Keras does to the losses it computes itself).
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
-
-    def serving_function(self, jit_compile: bool = False) -> tf.types.experimental.PolymorphicFunction:
-        """A tf.function of (input_ids, attention_mask, token_type_ids) -> output tensors by name, for
-        `tf.saved_model.save(model, path, signatures={"serving_default": model.serving_function()})`.
-        Sizes are left unknown, so one trace serves every batch and length."""
-        rank = 3 if self.head == "multiple_choice" else 2
-        spec = tf.TensorSpec([None] * rank, tf.int32)
-
-        def serve(input_ids: tf.Tensor, attention_mask: tf.Tensor, token_type_ids: tf.Tensor) -> dict:
-            kwargs = {"use_cache": False} if self.head in ("base", "causal_lm") else {}
-            outputs = self(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                training=False,
-                return_dict=True,
-                **kwargs,
-            )
-            return {name: value for name, value in outputs.items() if isinstance(value, tf.Tensor)}
-
-        return tf.function(
-            serve,
-            input_signature=[
-                tf.TensorSpec.from_spec(spec, "input_ids"),
-                tf.TensorSpec.from_spec(spec, "attention_mask"),
-                tf.TensorSpec.from_spec(spec, "token_type_ids"),
-            ],
-            jit_compile=jit_compile,
-        )
-
-    @property
-    def _default_save_signature(self) -> tf.types.experimental.PolymorphicFunction | None:
-        """What `tf.saved_model.save(model, path)` exports as "serving_default" when given no signatures (Keras
-        would trace `call` with float inputs). A head's backbone exports nothing of its own. (A private Keras hook:
-        rembert_tf.internals, `save_signature`.)"""
-        if self._backbone_of_head:
-            return None
-        return internals.default_save_signature(
-            self.serving_function, lambda: super(TFRemBertPreTrainedModel, self)._default_save_signature
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        """What Keras' `.keras` format stores to rebuild the model (name, dtype policy, the RemBERT config)."""
-        return {**keras.layers.Layer.get_config(self), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        config = dict(config)
-        return cls(RemBertConfig.from_dict(config.pop("config")), **config)
