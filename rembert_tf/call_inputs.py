@@ -75,6 +75,18 @@ def named_inputs(inputs: Mapping | list | tuple | Any, names: list[str], model_n
     return {names[0]: inputs}
 
 
+def flags_out_of_the_dict(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    """(args, kwargs) of a model call with the Python flags of a dict of inputs moved to keyword arguments: Keras'
+    `Layer.__call__` refuses a dict that mixes tensors and Python values."""
+    if not args or not isinstance(args[0], Mapping) or FLAGS.isdisjoint(args[0]):
+        return args, kwargs
+    flags = {k: v for k, v in args[0].items() if k in FLAGS}
+    for key in flags:
+        if key in kwargs:
+            raise InputError(f"{key} is given both in the dict of inputs and by name")
+    return ({k: v for k, v in args[0].items() if k not in FLAGS}, *args[1:]), {**kwargs, **flags}
+
+
 def unpack_inputs(call: Callable) -> Callable:
     """Let `call` take its inputs in any of the forms above, and turn numpy arrays and lists into tensors.
 

@@ -34,13 +34,20 @@ from rembert_spec.inputs import IGNORE_INDEX, LABEL_NAMES, InputError
 from rembert_spec.outputs import PREDICTIONS, ModelOutput
 
 from . import internals
-from .call_inputs import named_inputs, parameter_names
+from .call_inputs import flags_out_of_the_dict, named_inputs, parameter_names
 
 SERIALIZATION_PACKAGE = "rembert_tf"
 # Registers a model class with Keras, so that `keras.models.load_model("m.keras")` finds it after `import rembert_tf`.
 serializable = keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 
 _NOT_PREDICTED = ("loss", "past_key_values")  # outputs that predict() leaves out: the loss, the decoding cache
+_ID_INPUTS = ("input_ids", "token_type_ids", "position_ids")
+
+
+def _in_a_distributed_build() -> bool:
+    """Tracing in a strategy's cross-replica context: Keras' build of a compiled loss and metrics (training steps
+    run in replica context)."""
+    return tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context() and not tf.executing_eagerly()
 
 
 class _LabelMask(keras.layers.Layer):
@@ -70,6 +77,25 @@ class KerasModel(keras.Model):
 
     head: ClassVar[str]
     config: RemBertConfig
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras' call, with Python flags allowed inside a dict of inputs (`{"input_ids": ..., "output_attentions":
+        True}`), as Hugging Face's TF models allow them."""
+        args, kwargs = flags_out_of_the_dict(args, kwargs)
+        if args and isinstance(args[0], Mapping) and _in_a_distributed_build():
+            args = (self._averaged_batch_repaired(args[0]), *args[1:])
+        return super().__call__(*args, **kwargs)
+
+    def _averaged_batch_repaired(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Under a distribution strategy, Keras builds a compiled loss and metrics by tracing the model once (in
+        cross-replica context) on a data batch averaged over the replicas, which turns integer ids into floats.
+        For that trace, which computes nothing, ids are integers again and labels are left out (they add only the
+        loss, which neither a compiled loss nor metrics read)."""
+        return {
+            k: tf.cast(v, tf.int32) if k in _ID_INPUTS and v.dtype.is_floating else v
+            for k, v in inputs.items()
+            if k not in LABEL_NAMES[self.head]
+        }
 
     # -- what Keras passes to the steps ------------------------------------------------------------------------
 
@@ -118,6 +144,13 @@ class KerasModel(keras.Model):
             f"({', '.join(names)}), got {type(y).__name__}"
         )
 
+    def _labels_of(self, x: Any, y: Any) -> Any:
+        """y, or else the labels inside the dict of inputs (None without them)."""
+        names = LABEL_NAMES[self.head]
+        if y is not None or not isinstance(x, Mapping) or not names or any(name not in x for name in names):
+            return y
+        return self._labels_as_y({name: x[name] for name in names})
+
     def _route_labels(self, data: Any) -> Any:
         """(x, y, sample_weight) as the step needs them. A loss given to compile: labels found in x move to y.
         The model's own loss: labels given as y move into x (and stay as y, for metrics)."""
@@ -140,8 +173,6 @@ class KerasModel(keras.Model):
                 )
             if y is not None:
                 x = {**x, **self._y_as_labels(y)}
-            elif len(in_x) == len(names) and names:
-                y = self._labels_as_y(in_x)
         if not self.config.return_dict:
             x = {**x, "return_dict": True}  # the steps read outputs by name
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
@@ -237,7 +268,7 @@ class KerasModel(keras.Model):
     ) -> tf.Tensor:
         """A loss given to compile(), on the predictions; else the model's own loss (labels passed to call)."""
         if self.loss is not None:
-            labels, predicted, sample_weight = self._targets(y, y_pred, sample_weight)
+            labels, predicted, sample_weight = self._targets(self._labels_of(x, y), y_pred, sample_weight)
             return super().compute_loss(x, labels, predicted, sample_weight, training=training)
         if not isinstance(y_pred, Mapping) or "loss" not in y_pred:
             raise InputError(
@@ -255,7 +286,7 @@ class KerasModel(keras.Model):
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
         """Metrics given to compile(), on the same labels and predictions as a compiled loss."""
-        labels, predicted, sample_weight = self._targets(y, y_pred, sample_weight)
+        labels, predicted, sample_weight = self._targets(self._labels_of(x, y), y_pred, sample_weight)
         return super().compute_metrics(x, labels, predicted, sample_weight)
 
     # -- serving and export ----------------------------------------------------------------------------------

@@ -177,7 +177,9 @@ def test_metrics_update_during_fit_and_evaluate():
     model = tf_class(head)(config)
     features = batch_for(head, config, batch=6, seed=1)
     data = tf.data.Dataset.from_tensor_slices(features).batch(2)
-    model.compile(keras.optimizers.SGD(0.0), metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True)])
+    model.compile(
+        keras.optimizers.SGD(0.0), metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True)]
+    )
     history = model.fit(data, epochs=2, verbose=0).history
     logits = model.predict(data, verbose=0)
     expected = accuracy(head, logits, features["labels"])
