@@ -124,8 +124,8 @@ def default_save_signature(serving_function: Callable[[], Any], keras_default: C
 
 def _register_output_records() -> None:
     """optree sees an unregistered dict subclass as a single leaf; registered in the namespace Keras' tree
-    utilities use, Keras reaches the tensors inside (the backbone called on `keras.Input`s in a functional model). (tf.function rebuilds a returned
-    record from its (field, value) pairs, which records accept.)"""
+    utilities use, Keras reaches the tensors inside (the backbone called on `keras.Input`s in a functional
+    model). (tf.function rebuilds a returned record from its (field, value) pairs, which records accept.)"""
     try:
         import optree
     except ImportError:  # Keras then uses dm-tree, which walks dict subclasses as dicts already
