@@ -92,7 +92,7 @@ class KerasModel(keras.Model):
         For that trace, which computes nothing, ids are integers again and labels are left out (they add only the
         loss, which neither a compiled loss nor metrics read)."""
         return {
-            k: tf.cast(v, tf.int32) if k in _ID_INPUTS and v.dtype.is_floating else v
+            k: tf.cast(v, tf.int32) if k in _ID_INPUTS and getattr(v, "dtype", tf.int32).is_floating else v
             for k, v in inputs.items()
             if k not in LABEL_NAMES[self.head]
         }
@@ -160,6 +160,8 @@ class KerasModel(keras.Model):
         in_x = {name: x[name] for name in names if name in x}
         if in_x and y is not None:
             raise InputError(f"labels are given twice: as y and in the dict of inputs ({', '.join(in_x)})")
+        if in_x and len(in_x) != len(names):
+            raise InputError(f"{type(self).__name__} needs all its labels in the dict of inputs: {', '.join(names)}")
         if self.loss is not None:
             if in_x:
                 x = {k: v for k, v in x.items() if k not in in_x}

@@ -169,6 +169,37 @@ def test_every_label_convention_takes_the_same_steps():
         assert history["accuracy"] == pytest.approx(reference_history["accuracy"], abs=1e-6), name
 
 
+@pytest.mark.parametrize("convention", ["labels in the dict", "(x, y)"])
+def test_fit_takes_hugging_faces_steps(convention, tmp_path):
+    """Hugging Face's TF model (the oracle, on tf-keras) and ours, from the same weights, fit two SGD steps with their
+    own loss on the same token-classification batches (labels of -100 included): the same losses, the same weights.
+    Ours with a compiled SparseCategoricalCrossentropy on (x, y) takes the same steps too."""
+    import tf_keras
+
+    from tests.tf.test_oracle import their_model
+
+    head = "token_classification"
+    config = config_for(head, classifier_dropout_prob=0.0)
+    theirs = their_model(head, config)
+    theirs.save_pretrained(tmp_path / "before")
+    ours = tf_class(head).from_pretrained(tmp_path / "before")
+    compiled = tf_class(head).from_pretrained(tmp_path / "before")
+    features = {k: v.astype(np.int32) for k, v in batch_for(head, config, batch=4).items()}
+    x, y = split(head, features)
+    data = tf.data.Dataset.from_tensor_slices(features if convention == "labels in the dict" else (x, y)).batch(2)
+    theirs.compile(optimizer=tf_keras.optimizers.SGD(0.5))
+    ours.compile(optimizer=keras.optimizers.SGD(0.5))
+    compiled.compile(optimizer=keras.optimizers.SGD(0.5), loss=scce())
+    expected = theirs.fit(data, epochs=1, verbose=0, shuffle=False).history["loss"]
+    for model in (ours, compiled):
+        assert model.fit(data, epochs=1, verbose=0, shuffle=False).history["loss"] == pytest.approx(expected, abs=1e-5)
+    theirs.save_pretrained(tmp_path / "after")
+    stepped = dict(tf_class(head).from_pretrained(tmp_path / "after").named_variables())
+    for model in (ours, compiled):
+        for name, variable in model.named_variables():
+            np.testing.assert_allclose(variable.numpy(), stepped[name].numpy(), atol=1e-6, err_msg=name)
+
+
 def test_metrics_update_during_fit_and_evaluate():
     """With a learning rate of 0 the weights stay, so fit's epoch accuracy is the accuracy of predict over every
     batch (-100 skipped), by hand; evaluate with the model's own loss reports the same."""
