@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from rembert_spec import RemBertConfig
+from rembert_spec import inputs as rules
 from rembert_spec.atomic import atomic_write
 from rembert_spec.inputs import IGNORE_INDEX, LABEL_NAMES, InputError
 from rembert_spec.outputs import PREDICTIONS, ModelOutput
@@ -234,7 +235,9 @@ class KerasModel(keras.Model):
         labels = tf.convert_to_tensor(labels)
         if sample_weight is not None:
             sample_weight = tf.convert_to_tensor(sample_weight)
-        if labels.dtype.is_floating or labels.dtype == tf.bool:
+        integer = not (labels.dtype.is_floating or labels.dtype == tf.bool)
+        single_label = rules.sequence_classification_problem(self.config, integer) == "single_label_classification"
+        if not integer or (self.head == "sequence_classification" and not single_label):
             return labels, logits, sample_weight  # regression or multi-label: every value counts
         if self.head == "question_answering":  # clamped into [0, length]; `length` itself is skipped
             length = tf.cast(tf.shape(logits)[-1], labels.dtype)

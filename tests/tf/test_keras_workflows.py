@@ -118,6 +118,23 @@ def test_a_compiled_loss_and_metrics_see_the_predictions(head):
     assert result["loss"] == pytest.approx(expected_loss, abs=1e-5)
 
 
+@pytest.mark.parametrize("problem", ["regression", "multi_label_classification"])
+def test_float_labels_take_a_compiled_loss_as_they_are(problem):
+    """Regression and multi-label labels are floats and every value counts: Keras' MSE / binary cross-entropy on
+    the logits is the model's own loss."""
+    head = "sequence_classification"
+    config = config_for(head, num_labels=1 if problem == "regression" else 3, problem_type=problem)
+    model = tf_class(head)(config)
+    x, _ = split(head, batch_for(head, config, batch=4))
+    rng = np.random.default_rng(0)
+    if problem == "regression":
+        y, loss = rng.normal(size=4).astype(np.float32), "mse"
+    else:
+        y, loss = rng.integers(0, 2, (4, 3)).astype(np.float32), keras.losses.BinaryCrossentropy(from_logits=True)
+    model.compile(loss=loss)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(model({**x, "labels": y}).loss), abs=1e-5)
+
+
 CONVENTIONS = [  # (name, loss given to compile, how the data is given); test_fit_takes_hugging_faces_steps has more
     ("labels in x, own loss", False, "dict"),
     ("arrays fit(x, y), own loss", False, "arrays xy"),
