@@ -191,10 +191,11 @@ class TokenClassificationPipeline(Pipeline):
         return params
 
     def _split_inputs(self, inputs: Any, kwargs: dict[str, Any]) -> tuple[str, Any]:
-        # Pre-split words: a list of strings is one text, a list of lists is several.
+        # Pre-split words: a list of strings is one text (answered, as by Hugging Face, as a list of one result),
+        # a list of lists is several.
         if kwargs.get("is_split_into_words", self._defaults.get("is_split_into_words")) and isinstance(inputs, list):
             if all(isinstance(word, str) for word in inputs):
-                return "one", [inputs]
+                return "many", [inputs]
         return super()._split_inputs(inputs, kwargs)
 
     def _features(self, items: list[Any], params: dict[str, Any]) -> list[list[dict[str, Any]]]:
