@@ -78,6 +78,9 @@ class FeatureExtractionPipeline(Pipeline):
             if "truncation" in call:
                 raise ValueError(f"{self.task}: truncation given twice (as an argument and in tokenize_kwargs)")
             call["truncation"] = params["truncation"]
+        if call.get("truncation") and call.get("max_length") is None:
+            # truncate to what the model can read, also when the tokenizer was saved without a limit
+            call["max_length"] = min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
         params["tokenizer_call"] = call
         return params
 

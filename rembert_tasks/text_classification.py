@@ -74,6 +74,9 @@ class TextClassificationPipeline(Pipeline):
         for name in ("truncation", "max_length"):
             if params[name] is not None:
                 tokenizer_kwargs[name] = params[name]
+        if tokenizer_kwargs.get("truncation") and tokenizer_kwargs.get("max_length") is None:
+            # truncate to what the model can read, also when the tokenizer was saved without a limit
+            tokenizer_kwargs["max_length"] = min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
         params["tokenizer_call"] = tokenizer_kwargs
         return params
 
