@@ -103,9 +103,9 @@ def pipeline(
 
     `model` is a model directory (any checkpoint format; loaded with the task's model class, `model_kwargs`
     passed to from_pretrained) or a loaded RemBERT model; `tokenizer` a tokenizer or its directory (default: the
-    model's directory). Other keyword arguments are the task's call arguments (top_k, aggregation_strategy, ...),
-    used as defaults for every call. `batch_size` rows run together, longest first; `progress_bar` None shows
-    one for lists of more than 256 inputs.
+    model's directory); the model is put in eval mode. Other keyword arguments are the task's call arguments
+    (top_k, aggregation_strategy, ...), used as defaults for every call. `batch_size` rows run together, longest
+    first; `progress_bar` None shows one for lists of more than 256 inputs.
     """
     return build_pipeline(
         task,

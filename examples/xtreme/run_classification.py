@@ -26,6 +26,7 @@ from common import (
     pad_rows,
     pipeline,
     print_table,
+    read_records,
     save,
     train,
 )
@@ -56,8 +57,6 @@ def examples(rows: list[dict[str, Any]], names: list[str] | None, default_langua
 
 
 def read(args: Any) -> tuple[list[dict], list[dict]]:
-    from common import read_records
-
     if args.dataset is None:
         return examples(read_records(args.train), None, "en"), examples(read_records(args.eval), None, "en")
     names = XNLI_LABELS if args.dataset == "xnli" else None
