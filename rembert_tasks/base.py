@@ -52,8 +52,6 @@ class Pipeline:
     heads: ClassVar[tuple[str, ...]]
     # Arguments of a call (also accepted by pipeline() as defaults for every call), with their defaults.
     parameters: ClassVar[dict[str, Any]] = {}
-    # Whether the model gets token_type_ids (pairs of texts); the tokenizer makes them in any case.
-    uses_token_types: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -143,7 +141,7 @@ class Pipeline:
                 if bar is not None:
                     bar.total += len(flat)
                     bar.refresh()
-                kept = run_sorted(flat, run_batch, keep, batch_size, pad_token_id, self.uses_token_types, bar)
+                kept = run_sorted(flat, run_batch, keep, batch_size, pad_token_id, bar)
                 start = 0
                 for item, features in zip(chunk, per_item, strict=True):
                     yield self._postprocess(item, features, kept[start : start + len(features)], params)

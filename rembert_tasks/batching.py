@@ -62,10 +62,9 @@ def progress_bar(show: bool | None, total_inputs: int | None) -> Any:
     return tqdm(total=0, unit="row", file=sys.stderr, dynamic_ncols=True)
 
 
-def pad_batch(
-    features: Sequence[Mapping[str, Sequence[int]]], pad_token_id: int, with_token_types: bool
-) -> dict[str, np.ndarray]:
-    """input_ids, attention_mask (and token_type_ids) of a batch, padded on the right to its longest row."""
+def pad_batch(features: Sequence[Mapping[str, Sequence[int]]], pad_token_id: int) -> dict[str, np.ndarray]:
+    """input_ids, attention_mask and token_type_ids (0 where a feature has none) of a batch, padded on the right
+    to its longest row."""
     length = max(len(f["input_ids"]) for f in features)
     input_ids = np.full((len(features), length), pad_token_id, dtype=np.int64)
     attention_mask = np.zeros((len(features), length), dtype=np.int64)
@@ -74,12 +73,9 @@ def pad_batch(
         n = len(feature["input_ids"])
         input_ids[row, :n] = feature["input_ids"]
         attention_mask[row, :n] = 1
-        if with_token_types and "token_type_ids" in feature:
+        if "token_type_ids" in feature:
             token_type_ids[row, :n] = feature["token_type_ids"]
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if with_token_types:
-        batch["token_type_ids"] = token_type_ids
-    return batch
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
 def run_sorted(
@@ -88,7 +84,6 @@ def run_sorted(
     keep: Callable[[Mapping[str, Any], Mapping[str, Any], int], dict[str, Any]],
     batch_size: int,
     pad_token_id: int,
-    with_token_types: bool = True,
     bar: Any = None,
 ) -> list[dict[str, Any]]:
     """Run every feature through the model, longest first in batches of `batch_size`; return, in the features'
@@ -97,7 +92,7 @@ def run_sorted(
     kept: list[dict[str, Any] | None] = [None] * len(features)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        outputs = run_batch(pad_batch([features[i] for i in rows], pad_token_id, with_token_types))
+        outputs = run_batch(pad_batch([features[i] for i in rows], pad_token_id))
         for row, index in enumerate(rows):
             kept[index] = keep(features[index], outputs, row)
         if bar is not None:

@@ -286,7 +286,7 @@ def test_similarity_margin_and_retrieval():
 
 def test_pad_batch_and_run_sorted_keep_input_order():
     features = [{"input_ids": [5, 6]}, {"input_ids": [7, 8, 9, 10]}, {"input_ids": [11]}, {"input_ids": [12, 13, 14]}]
-    batch = pad_batch(features[:2], pad_token_id=0, with_token_types=True)
+    batch = pad_batch(features[:2], pad_token_id=0)
     np.testing.assert_array_equal(batch["input_ids"], [[5, 6, 0, 0], [7, 8, 9, 10]])
     np.testing.assert_array_equal(batch["attention_mask"], [[1, 1, 0, 0], [1, 1, 1, 1]])
     assert batch["token_type_ids"].shape == (2, 4)
