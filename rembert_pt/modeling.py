@@ -306,6 +306,7 @@ class RemBertEncoder(nn.Module):
         self.embedding_hidden_mapping_in = Linear(config.input_embedding_size, config.hidden_size)
         self.layer = nn.ModuleList(RemBertLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
+        self.checkpoint_kwargs: dict = {"use_reentrant": False}  # for torch.utils.checkpoint.checkpoint
 
     def forward(
         self,
@@ -338,7 +339,7 @@ class RemBertEncoder(nn.Module):
                 packing,
             )
             if self.gradient_checkpointing and self.training:
-                hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
+                hidden_states, probs, cross_probs, present = checkpoint(layer, *args, **self.checkpoint_kwargs)
             else:
                 hidden_states, probs, cross_probs, present = layer(*args)
             record.add(hidden_states, probs, cross_probs, present)
