@@ -503,17 +503,19 @@ def _lm_loss_and_logits(
     hidden_states: torch.Tensor,
     labels: torch.Tensor,
     shift: bool,
-    return_all_logits: bool,
+    sparse_prediction: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy over the positions whose label is not -100, running the vocabulary-wide head only there.
+    """Cross-entropy over the positions whose label is not -100, and the logits.
 
-    With `shift` (causal LM), position t predicts label t+1. Returns (loss, logits): logits of the counted
-    positions only, [n_counted, vocab], unless `return_all_logits`, in which case the head runs everywhere
-    and logits keep [batch, length, vocab].
+    With `shift` (causal LM), position t predicts label t+1. The logits are [batch, length, vocab], as Hugging
+    Face returns them; with `sparse_prediction` (config.sparse_prediction) the vocabulary-wide head runs only at
+    the counted positions and the logits are theirs, [n_counted, vocab]: the same loss for a fraction of the
+    memory.
     """
+    labels = labels.long()
     if shift:
         labels = labels[:, 1:]
-    if return_all_logits:
+    if not sparse_prediction:
         logits = head(hidden_states)
         predicting = logits[:, :-1] if shift else logits
         loss = F.cross_entropy(predicting.flatten(0, -2).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
@@ -526,9 +528,10 @@ def _lm_loss_and_logits(
 class RemBertForMaskedLM(RemBertPreTrainedModel):
     """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
 
-    With `labels`, the loss is cross-entropy over positions whose label is not -100, and the vocabulary head
-    runs only at those positions: `logits` is then [n_labelled, vocab_size] (the rows of the full logits where
-    labels != -100). Pass `return_all_logits=True` for the full [batch, length, vocab_size] logits.
+    With `labels`, the loss is cross-entropy over positions whose label is not -100; `logits` is
+    [batch, length, vocab_size] as in Hugging Face. With `config.sparse_prediction` (an opt-in for training), the
+    vocabulary head runs only at labelled positions and `logits` is [n_labelled, vocab_size] (the rows of the full
+    logits where labels != -100): the same loss, without a [batch, length, 250300] tensor.
     """
 
     head = "masked_lm"
@@ -552,7 +555,6 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        return_all_logits: bool = False,
     ) -> MaskedLMOutput | tuple:
         outputs = self.rembert(
             input_ids,
@@ -573,7 +575,9 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             logits = self.cls(sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, return_all_logits)
+            loss, logits = _lm_loss_and_logits(
+                self.cls, sequence_output, labels, False, self.config.sparse_prediction
+            )
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -583,10 +587,10 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
 class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
-    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in
-    RemBertForMaskedLM, with labels the head runs only where a label counts and `logits` is
-    [n_counted, vocab_size] unless `return_all_logits=True`. Without labels, `logits_to_keep=k` keeps only the
-    last k positions' logits (0 keeps all), which is what decoding needs.
+    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100; `logits` is
+    [batch, length, vocab_size], or with `config.sparse_prediction` (as in RemBertForMaskedLM) only the counted
+    positions' rows, [n_counted, vocab_size]. Without labels, `logits_to_keep=k` keeps only the last k
+    positions' logits (0 keeps all), which is what decoding needs.
     """
 
     head = "causal_lm"
@@ -613,7 +617,6 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
-        return_all_logits: bool = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         outputs = self.rembert(
             input_ids,
@@ -635,7 +638,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             logits = self.cls(sequence_output[:, -logits_to_keep:] if logits_to_keep else sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, return_all_logits)
+            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, self.config.sparse_prediction)
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,
@@ -702,7 +705,7 @@ def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, la
         )
     if problem == "single_label_classification":
         check_labels("labels", labels, (batch,), config.num_labels, "num_labels")
-        return F.cross_entropy(logits.float(), labels.reshape(-1))
+        return F.cross_entropy(logits.float(), labels.reshape(-1).long())
     rules.check_shape("labels", tuple(labels.shape), (batch, config.num_labels), "multi-label classification")
     return F.binary_cross_entropy_with_logits(logits.float(), labels.to(torch.float32))
 
@@ -750,7 +753,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels("labels", labels, (batch,), choices, "num_choices")
-            loss = F.cross_entropy(logits.float(), labels)
+            loss = F.cross_entropy(logits.float(), labels.reshape(-1).long())
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -795,7 +798,9 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels("labels", labels, logits.shape[:2], self.config.num_labels, "num_labels")
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten().long(), ignore_index=rules.IGNORE_INDEX
+            )
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -852,7 +857,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
                 value = value.reshape(-1)
                 rules.check_shape(name, tuple(value.shape), (batch,), "the batch")
-                positions.append(value.clamp(0, length))
+                positions.append(value.clamp(0, length).long())
             loss = (
                 F.cross_entropy(start_logits.float(), positions[0], ignore_index=length)
                 + F.cross_entropy(end_logits.float(), positions[1], ignore_index=length)

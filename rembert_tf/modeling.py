@@ -499,18 +499,18 @@ def _lm_loss_and_logits(
     hidden_states: tf.Tensor,
     labels: tf.Tensor,
     shift: bool,
-    return_all_logits: bool,
+    sparse_prediction: bool,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Cross-entropy over the positions whose label is not -100, running the vocabulary-wide head only there.
+    """Cross-entropy over the positions whose label is not -100, and the logits.
 
-    With `shift` (causal LM), position t predicts label t+1. Returns (loss, logits): logits of the counted
-    positions only, [n_counted, vocab], unless `return_all_logits`, in which case the head runs everywhere
-    and logits keep [batch, length, vocab]. XLA cannot compile a data-dependent shape, so there the head always
-    runs everywhere (same loss, all logits).
+    With `shift` (causal LM), position t predicts label t+1. The logits are [batch, length, vocab], as Hugging
+    Face returns them; with `sparse_prediction` (config.sparse_prediction) the vocabulary-wide head runs only at
+    the counted positions and the logits are theirs, [n_counted, vocab]. XLA cannot compile a data-dependent
+    shape, so there the head always runs everywhere (same loss, all logits).
     """
     if shift:
         labels = labels[:, 1:]
-    if return_all_logits or in_xla():
+    if not sparse_prediction or in_xla():
         logits = head(hidden_states)
         predicting = logits[:, :-1] if shift else logits
         return _cross_entropy(predicting, labels), logits
@@ -522,10 +522,11 @@ def _lm_loss_and_logits(
 class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
     """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
 
-    With `labels`, the loss is cross-entropy over positions whose label is not -100, and the vocabulary head
-    runs only at those positions: `logits` is then [n_labelled, vocab_size] (the rows of the full logits where
-    labels != -100). Pass `return_all_logits=True` for the full [batch, length, vocab_size] logits (always the
-    case under XLA, which cannot compile a data-dependent shape).
+    With `labels`, the loss is cross-entropy over positions whose label is not -100; `logits` is
+    [batch, length, vocab_size] as in Hugging Face, eager or compiled. With `config.sparse_prediction` (an opt-in
+    for training), the vocabulary head runs only at labelled positions and `logits` is [n_labelled, vocab_size]
+    (the rows of the full logits where labels != -100), except under XLA, which cannot compile a data-dependent
+    shape and returns the full logits.
 
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
     >>> model({"input_ids": ids, "labels": labels}).loss  # doctest: +SKIP
@@ -555,7 +556,6 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        return_all_logits: bool = False,
         training: bool = False,
     ) -> MaskedLMOutput | tuple:
         outputs = self.rembert(
@@ -579,7 +579,9 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         else:
             checks = check_labels("labels", labels, dims(sequence_output)[:2], self.config.vocab_size, "vocab_size")
             with tf.control_dependencies(checks):
-                loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, return_all_logits)
+                loss, logits = _lm_loss_and_logits(
+                    self.cls, sequence_output, labels, False, self.config.sparse_prediction
+                )
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -589,10 +591,10 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
 class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
-    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in
-    TFRemBertForMaskedLM, with labels the head runs only where a label counts and `logits` is
-    [n_counted, vocab_size] unless `return_all_logits=True`. Without labels, `logits_to_keep=k` keeps only the
-    last k positions' logits (0 keeps all), which is what decoding needs.
+    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100; `logits` is
+    [batch, length, vocab_size], or with `config.sparse_prediction` (as in TFRemBertForMaskedLM) only the counted
+    positions' rows. Without labels, `logits_to_keep=k` keeps only the last k positions' logits (0 keeps all),
+    which is what decoding needs.
 
     >>> out = model(input_ids=prompt, use_cache=True)  # doctest: +SKIP
     >>> out = model(input_ids=next_ids, past_key_values=out.past_key_values, logits_to_keep=1)  # doctest: +SKIP
@@ -625,7 +627,6 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
-        return_all_logits: bool = False,
         training: bool = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         outputs = self.rembert(
@@ -650,7 +651,9 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         else:
             checks = check_labels("labels", labels, dims(sequence_output)[:2], self.config.vocab_size, "vocab_size")
             with tf.control_dependencies(checks):
-                loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, return_all_logits)
+                loss, logits = _lm_loss_and_logits(
+                    self.cls, sequence_output, labels, True, self.config.sparse_prediction
+                )
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,

@@ -41,7 +41,6 @@ _FLAGS = frozenset(
         "return_dict",
         "training",
         "logits_to_keep",
-        "return_all_logits",
         "unpad",
     }
 )
