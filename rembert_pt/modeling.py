@@ -323,10 +323,10 @@ class RemBertEncoder(nn.Module):
         """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
         if packing is not None:
             embeddings = packing.pack(embeddings)
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)
         record = EncoderRecord(
-            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+            output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache, packing
         )
+        hidden_states = record.start(self.embedding_hidden_mapping_in(embeddings))
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
             args = (
@@ -342,8 +342,8 @@ class RemBertEncoder(nn.Module):
                 hidden_states, probs, cross_probs, present = checkpoint(layer, *args, **self.checkpoint_kwargs)
             else:
                 hidden_states, probs, cross_probs, present = layer(*args)
-            record.add(hidden_states, probs, cross_probs, present)
-        return record.output(hidden_states, packing.pad if packing is not None else None)
+            hidden_states = record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states)
 
 
 class RemBertPooler(nn.Module):
@@ -446,10 +446,12 @@ class RemBertModel(RemBertPreTrainedModel):
             encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
 
         packing = None
-        if unpad and attention_mask is not None and attention_mask.dim() == 2 and past_length == 0:
-            # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
-            if not bool(attention_mask.bool().all()):
-                packing = Packing(attention_mask)
+        if unpad and attention_mask is not None and attention_mask.dim() == 2:
+            # The positions computed now: all of them, or those after the cache. Their padding is skipped (zeros
+            # out, as in the full forward); the cache then holds zeros there, which the mask hides later.
+            current = attention_mask[:, past_length:] if past_length else attention_mask
+            if not bool(current.bool().all()):
+                packing = Packing(current)
 
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         outputs = self.encoder(
@@ -575,9 +577,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             logits = self.cls(sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(
-                self.cls, sequence_output, labels, False, self.config.sparse_prediction
-            )
+            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, self.config.sparse_prediction)
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -695,6 +695,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    FACTS.check_tensor("labels", labels)
     integer_labels = not labels.is_floating_point()
     problem = rules.sequence_classification_problem(config, integer_labels)
     batch = logits.shape[0]
@@ -855,6 +856,7 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             batch, length = start_logits.shape
             positions = []
             for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
+                FACTS.check_tensor(name, value)
                 value = value.reshape(-1)
                 rules.check_shape(name, tuple(value.shape), (batch,), "the batch")
                 positions.append(value.clamp(0, length).long())

@@ -291,10 +291,10 @@ class TFRemBertEncoder(Layer):
         """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
         if packing is not None:
             embeddings = packing.pack(embeddings)
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)
         record = EncoderRecord(
-            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+            output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache, packing
         )
+        hidden_states = record.start(self.embedding_hidden_mapping_in(embeddings))
         recompute = self.gradient_checkpointing and training and not output_attentions and not use_cache
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
@@ -309,8 +309,8 @@ class TFRemBertEncoder(Layer):
                 )
             else:
                 hidden_states, probs, cross_probs, present = layer(hidden_states, *args, **flags, training=training)
-            record.add(hidden_states, probs, cross_probs, present)
-        return record.output(hidden_states, packing.pad if packing is not None else None)
+            hidden_states = record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states)
 
 
 def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple, flags: dict) -> tf.Tensor:
@@ -430,9 +430,11 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
                 encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
 
         packing = None
-        if unpad and attention_mask is not None and attention_mask.shape.rank == 2 and past_key_values is None:
-            # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
-            packing = (StaticPacking if in_xla() else Packing)(attention_mask, dtype)
+        if unpad and attention_mask is not None and attention_mask.shape.rank == 2:
+            # The positions computed now: all of them, or those after the cache. Their padding gets zeros, as in
+            # the full forward; the cache then holds zeros there, which the mask hides later.
+            current = attention_mask[:, past_length:] if past_key_values is not None else attention_mask
+            packing = (StaticPacking if in_xla() else Packing)(current, dtype)
 
         with tf.control_dependencies(facts.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
