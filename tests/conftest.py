@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # reproducible TF numbers, comparable with PyTorch's
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No test reaches the network: huggingface_hub (read at its import) answers from its cache only.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
