@@ -409,8 +409,12 @@ class RemBertModel(RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         unpad: bool | None = None,
+        *,
+        _read_positions: torch.Tensor | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
-        """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros."""
+        """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros.
+        Padding positions whose outputs are read are computed as Hugging Face computes them: the pooled first
+        position, and `_read_positions` (a head's labelled positions, [batch, length] bool)."""
         config = self.config
         unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
             config, unpad, output_attentions, output_hidden_states, use_cache
@@ -448,10 +452,15 @@ class RemBertModel(RemBertPreTrainedModel):
         packing = None
         if unpad and attention_mask is not None and attention_mask.dim() == 2:
             # The positions computed now: all of them, or those after the cache. Their padding is skipped (zeros
-            # out, as in the full forward); the cache then holds zeros there, which the mask hides later.
-            current = attention_mask[:, past_length:] if past_length else attention_mask
-            if not bool(current.bool().all()):
-                packing = Packing(current)
+            # out, as in the full forward; the cache then holds zeros there, which the mask hides later), except
+            # where an output is read.
+            computed = (attention_mask[:, past_length:] if past_length else attention_mask).bool()
+            if _read_positions is not None:
+                computed = computed | _read_positions
+            if self.pooler is not None and past_length == 0:
+                computed = torch.cat([torch.ones_like(computed[:, :1]), computed[:, 1:]], dim=1)
+            if not bool(computed.all()):
+                packing = Packing(computed)
 
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         outputs = self.encoder(
@@ -500,31 +509,48 @@ class RemBertOnlyMLMHead(nn.Module):
         return self.predictions(sequence_output)
 
 
+def _labelled(labels: torch.Tensor | None, attention_mask: torch.Tensor | None, shift: bool) -> torch.Tensor | None:
+    """The positions whose outputs a token-level loss reads ([batch, length] bool; with `shift`, position t is read
+    for label t+1), for the backbone to compute even where attention_mask marks padding, as Hugging Face does.
+    None when there is nothing to add (labels of another shape are refused later, by the label check)."""
+    if labels is None or attention_mask is None or not isinstance(labels, torch.Tensor):
+        return None
+    if labels.shape != attention_mask.shape[-labels.dim() :] or labels.dim() != 2:
+        return None
+    counted = labels != rules.IGNORE_INDEX
+    if shift:
+        counted = torch.cat([counted[:, 1:], torch.zeros_like(counted[:, :1])], dim=1)
+    return counted
+
+
 def _lm_loss_and_logits(
     head: RemBertOnlyMLMHead,
     hidden_states: torch.Tensor,
     labels: torch.Tensor,
     shift: bool,
     sparse_prediction: bool,
+    num_items_in_batch: int | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy over the positions whose label is not -100, and the logits.
 
     With `shift` (causal LM), position t predicts label t+1. The logits are [batch, length, vocab], as Hugging
     Face returns them; with `sparse_prediction` (config.sparse_prediction) the vocabulary-wide head runs only at
     the counted positions and the logits are theirs, [n_counted, vocab]: the same loss for a fraction of the
-    memory.
+    memory. With `num_items_in_batch` the loss is the sum divided by it instead of the mean.
     """
     labels = labels.long()
     if shift:
         labels = labels[:, 1:]
+    reduction = "mean" if num_items_in_batch is None else "sum"
     if not sparse_prediction:
         logits = head(hidden_states)
-        predicting = logits[:, :-1] if shift else logits
-        loss = F.cross_entropy(predicting.flatten(0, -2).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
-        return loss, logits
-    counted = labels != rules.IGNORE_INDEX
-    logits = head((hidden_states[:, :-1] if shift else hidden_states)[counted])
-    return F.cross_entropy(logits.float(), labels[counted]), logits
+        predicting = (logits[:, :-1] if shift else logits).flatten(0, -2).float()
+        loss = F.cross_entropy(predicting, labels.flatten(), ignore_index=rules.IGNORE_INDEX, reduction=reduction)
+    else:
+        counted = labels != rules.IGNORE_INDEX
+        logits = head((hidden_states[:, :-1] if shift else hidden_states)[counted])
+        loss = F.cross_entropy(logits.float(), labels[counted], reduction=reduction)
+    return (loss, logits) if num_items_in_batch is None else (loss / num_items_in_batch, logits)
 
 
 class RemBertForMaskedLM(RemBertPreTrainedModel):
@@ -570,6 +596,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -589,11 +616,14 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
 
     The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100; `logits` is
     [batch, length, vocab_size], or with `config.sparse_prediction` (as in RemBertForMaskedLM) only the counted
-    positions' rows, [n_counted, vocab_size]. Without labels, `logits_to_keep=k` keeps only the last k
-    positions' logits (0 keeps all), which is what decoding needs.
+    positions' rows, [n_counted, vocab_size]. Given `num_items_in_batch` (Hugging Face's Trainer passes it), the
+    loss is the sum over counted positions divided by it, as in Hugging Face. Without labels, `logits_to_keep=k`
+    keeps only the last k positions' logits (0 keeps all), which is what decoding needs.
     """
 
     head = "causal_lm"
+    # Hugging Face's Trainer passes num_items_in_batch (the labels counted over all accumulated micro-batches).
+    accepts_loss_kwargs = True
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
@@ -617,6 +647,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         outputs = self.rembert(
             input_ids,
@@ -631,6 +662,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=True),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -638,7 +670,9 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             logits = self.cls(sequence_output[:, -logits_to_keep:] if logits_to_keep else sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, self.config.sparse_prediction)
+            loss, logits = _lm_loss_and_logits(
+                self.cls, sequence_output, labels, True, self.config.sparse_prediction, num_items_in_batch
+            )
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,
@@ -794,6 +828,7 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None

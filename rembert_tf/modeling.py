@@ -390,9 +390,13 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         unpad: bool | None = None,
         training: bool = False,
+        *,
+        _read_positions: tf.Tensor | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """`unpad` (default config.unpad) gives padding positions zero hidden states, as PyTorch does when it
-        skips their work (here they are computed, then zeroed: XLA needs static shapes)."""
+        skips their work (under XLA they are computed, then zeroed: XLA needs static shapes). Padding positions
+        whose outputs are read are computed as Hugging Face computes them: the pooled first position, and
+        `_read_positions` (a head's labelled positions, [batch, length] bool)."""
         config = self.config
         unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
             config, unpad, output_attentions, output_hidden_states, use_cache
@@ -432,9 +436,15 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         packing = None
         if unpad and attention_mask is not None and attention_mask.shape.rank == 2:
             # The positions computed now: all of them, or those after the cache. Their padding gets zeros, as in
-            # the full forward; the cache then holds zeros there, which the mask hides later.
+            # the full forward (the cache then holds zeros there, which the mask hides later), except where an
+            # output is read.
             current = attention_mask[:, past_length:] if past_key_values is not None else attention_mask
-            packing = (StaticPacking if in_xla() else Packing)(current, dtype)
+            computed = tf.not_equal(current, tf.zeros_like(current))
+            if _read_positions is not None:
+                computed = tf.logical_or(computed, _read_positions)
+            if self.pooler is not None and past_key_values is None:
+                computed = tf.concat([tf.ones_like(computed[:, :1]), computed[:, 1:]], axis=1)
+            packing = (StaticPacking if in_xla() else Packing)(computed, dtype)
 
         with tf.control_dependencies(facts.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
@@ -494,6 +504,20 @@ class TFRemBertOnlyMLMHead(Layer):
 
     def call(self, sequence_output: tf.Tensor) -> tf.Tensor:
         return self.predictions(sequence_output)
+
+
+def _labelled(labels: tf.Tensor | None, attention_mask: tf.Tensor | None, shift: bool) -> tf.Tensor | None:
+    """The positions whose outputs a token-level loss reads ([batch, length] bool; with `shift`, position t is read
+    for label t+1), for the backbone to compute even where attention_mask marks padding, as Hugging Face does.
+    None when there is nothing to add (labels of another shape are refused later, by the label check)."""
+    if labels is None or attention_mask is None or labels.shape.rank != 2 or attention_mask.shape.rank != 2:
+        return None
+    if not labels.shape.is_compatible_with(attention_mask.shape):
+        return None
+    counted = tf.not_equal(labels, tf.constant(rules.IGNORE_INDEX, labels.dtype))
+    if shift:
+        counted = tf.concat([counted[:, 1:], tf.zeros_like(counted[:, :1])], axis=1)
+    return counted
 
 
 def _lm_loss_and_logits(
@@ -573,6 +597,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -645,6 +670,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=True),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -826,6 +852,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state, training=training))
         loss = None

@@ -22,6 +22,7 @@ from rembert_pt import (
 )
 from rembert_spec.inputs import InputError
 from rembert_spec.testing import write_random_checkpoint
+from rembert_spec.weights import HEADS
 from tests.conftest import tiny_config
 from tests.hub_cache import add_repo, files_of
 
@@ -84,6 +85,27 @@ def test_cached_steps_give_the_full_forwards_values_at_every_position(unpad, tmp
         # its forward, so what it holds depends on how the sequence was split. Real positions never do.
         torch.testing.assert_close(hidden[~padding], full.hidden_states[-1][~padding], atol=1e-5, rtol=0)
         torch.testing.assert_close(logits[~padding], full.logits[~padding], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("head", ["sequence_classification", "masked_lm", "causal_lm", "token_classification"])
+def test_padding_positions_a_head_reads_hold_hugging_faces_values(head, tmp_path):
+    """Left padding puts the pooled first position on padding; Hugging Face's MLM collator (without
+    return_special_tokens_mask) labels padding positions; a left-padded causal LM predicts the first real token
+    from a padding position. Hugging Face computes those positions and its loss reads them: so do we."""
+    directory = checkpoint(tmp_path, head, is_decoder=head == "causal_lm")
+    labels = {
+        "sequence_classification": torch.tensor([1, 0, 1]),
+        "masked_lm": torch.where(MASK.bool(), -100, IDS + 1),  # labelled padding only
+        "causal_lm": torch.where(IDS == 0, -100, IDS),  # row 2 is left-padded
+        "token_classification": torch.where(MASK.bool(), 1, 0),  # padding labelled too
+    }[head]
+    ours = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(directory)
+    theirs = getattr(transformers, HEADS[head].pt_class).from_pretrained(directory)
+    with torch.no_grad():
+        a, b = ours(IDS, attention_mask=MASK, labels=labels), theirs(IDS, attention_mask=MASK, labels=labels)
+    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=0)
+    if head == "sequence_classification":
+        torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
 
 
 # -- from_pretrained's arguments ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import transformers
 from transformers.testing_utils import CaptureLogger
 
 from rembert_spec.testing import write_random_checkpoint
+from rembert_spec.weights import HEADS
 from rembert_tf import (
     TFRemBertForCausalLM,
     TFRemBertForMaskedLM,
@@ -22,6 +23,7 @@ from rembert_tf import (
 )
 from tests.conftest import tiny_config
 from tests.hub_cache import add_repo, files_of
+from tests.tf.common import run_tf, tf_class
 
 IDS = np.array([[5, 17, 42, 8, 33, 61, 9], [5, 33, 8, 61, 70, 0, 0], [0, 0, 5, 9, 9, 8, 70]])
 MASK = (IDS != 0).astype(np.int32)
@@ -73,6 +75,27 @@ def test_cached_steps_give_the_full_forwards_values_at_every_position(mode, tmp_
         logits.append(step.logits)
     np.testing.assert_allclose(tf.concat(logits, 1), full.logits, atol=1e-5)
     assert np.all(full.hidden_states[-1].numpy()[MASK == 0] == 0)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("head", ["sequence_classification", "masked_lm", "causal_lm", "token_classification"])
+def test_padding_positions_a_head_reads_hold_hugging_faces_values(head, mode, tmp_path):
+    """As in PyTorch: the pooled first position on left padding, labelled padding, and a left-padded causal LM's
+    first prediction are computed as Hugging Face computes them, so the losses and logits agree."""
+    directory = checkpoint(tmp_path, head, is_decoder=head == "causal_lm")
+    labels = {
+        "sequence_classification": np.array([1, 0, 1]),
+        "masked_lm": np.where(MASK == 1, -100, IDS + 1),
+        "causal_lm": np.where(IDS == 0, -100, IDS),
+        "token_classification": np.where(MASK == 1, 1, 0),
+    }[head]
+    batch = {"input_ids": IDS, "attention_mask": MASK, "labels": labels}
+    ours = run_tf(tf_class(head).from_pretrained(directory), batch, mode)
+    theirs = getattr(transformers, HEADS[head].tf_class).from_pretrained(directory)(batch)
+    # Hugging Face's TF losses are per-example vectors for some heads; ours are means, as in PyTorch.
+    np.testing.assert_allclose(ours.loss, np.mean(theirs.loss), atol=1e-5)
+    if head == "sequence_classification":
+        np.testing.assert_allclose(ours.logits, theirs.logits, atol=1e-5)
 
 
 def test_an_unknown_keyword_argument_is_a_type_error(tmp_path):
