@@ -130,6 +130,8 @@ def hub_file(repo_id: str, filename: str, options: HubOptions, *, required: bool
     from huggingface_hub import errors
 
     where = _where(repo_id, options)
+    # Only what is set, so that a huggingface_hub without an argument (proxies) still serves the rest.
+    optional = {"proxies": options.proxies, "force_download": options.force_download or None}
     try:
         return Path(
             hub.hf_hub_download(
@@ -140,9 +142,8 @@ def hub_file(repo_id: str, filename: str, options: HubOptions, *, required: bool
                 cache_dir=options.cache_dir,
                 local_files_only=options.local_files_only,
                 token=options.token,
-                force_download=options.force_download,
-                proxies=options.proxies,
                 library_name="rembert",
+                **{k: v for k, v in optional.items() if v is not None},
             )
         )
     except errors.HFValidationError as e:
