@@ -197,6 +197,10 @@ def resolve_load(
     if local is not None:
         path = local
         config_path = (local if local.is_dir() else local.parent) / CONFIG_NAME
+        if use_safetensors and local.is_dir():
+            names = get_format("safetensors").file_names
+            if not any((local / name).is_file() for name in names):
+                raise OSError(f"{local}: use_safetensors=True but there is no {' or '.join(names)}")
     else:
         repo_id = str(pretrained_model_name_or_path)
         config_path = hub.hub_file(repo_id, CONFIG_NAME, options) if config is None else None

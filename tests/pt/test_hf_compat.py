@@ -126,6 +126,26 @@ def test_an_unknown_keyword_argument_is_a_type_error_as_in_hugging_face(tmp_path
     assert model.config.num_labels == 3
 
 
+def test_sparse_prediction_is_saved_in_config_json_and_read_back(tmp_path):
+    model = RemBertForMaskedLM.from_pretrained(checkpoint(tmp_path), sparse_prediction=True)
+    model.save_pretrained(tmp_path / "sparse")
+    assert json.loads((tmp_path / "sparse" / "config.json").read_text())["sparse_prediction"] is True
+    assert RemBertForMaskedLM.from_pretrained(tmp_path / "sparse").config.sparse_prediction
+    labels = torch.where(MASK.bool(), IDS, -100)
+    theirs = transformers.RemBertForMaskedLM.from_pretrained(tmp_path / "sparse")  # the extra key is ignored there
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(IDS, labels=labels).loss, model(IDS, labels=labels).loss, atol=1e-5, rtol=0)
+
+
+def test_use_safetensors_narrows_the_files_read(tmp_path):
+    directory = checkpoint(tmp_path)
+    RemBertForMaskedLM.from_pretrained(directory).save_pretrained(tmp_path / "bin", safe_serialization=False)
+    assert RemBertForMaskedLM.from_pretrained(directory, use_safetensors=True) is not None
+    with pytest.raises(OSError, match="use_safetensors=True but there is no model.safetensors"):
+        RemBertForMaskedLM.from_pretrained(tmp_path / "bin", use_safetensors=True)
+    assert RemBertForMaskedLM.from_pretrained(tmp_path / "bin", use_safetensors=False) is not None
+
+
 def test_unknown_keys_of_a_config_json_are_kept(tmp_path):
     directory = checkpoint(tmp_path)
     config = json.loads((directory / "config.json").read_text())
