@@ -84,6 +84,8 @@ def local_path(name_or_path: str | os.PathLike, options: HubOptions = HubOptions
     path = Path(name_or_path)
     if path.exists():
         return path / options.subfolder if path.is_dir() and options.subfolder else path
+    if path.with_name(f"{path.name}.index").is_file():
+        return path  # a TensorFlow checkpoint prefix (Google's `model.ckpt` names `model.ckpt.index` and its data)
     if isinstance(name_or_path, str) and looks_like_repo_id(name_or_path):
         return None
     raise FileNotFoundError(f"{name_or_path}: no such file or directory")
