@@ -33,7 +33,6 @@ FLAGS = frozenset(
         "return_dict",
         "training",
         "logits_to_keep",
-        "return_all_logits",
         "unpad",
     }
 )

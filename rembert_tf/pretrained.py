@@ -15,8 +15,11 @@ import tensorflow as tf
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5
 from rembert_spec.pretrained import (
+    LoadRequest,
     RemBertModelMixin,
+    checkpoint_dtype,
     fresh_entries,
+    push_saved_directory,
     read_checkpoint,
     resolve_load,
     save_model_directory,
@@ -49,8 +52,6 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
         checks and initialises every variable once, its backbone's included. `_loading` is passed by
         from_pretrained: the variables are about to be filled from the checkpoint, so they are not drawn first.
         Other keyword arguments are Keras' (name, dtype)."""
-        if not isinstance(config, RemBertConfig):
-            raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
         super().__init__(**kwargs)
         self.config = config
         self._backbone_of_head = _backbone_of_head
@@ -69,6 +70,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
         self.built = True  # every variable exists already; Keras must not try to build the model symbolically
         if self._backbone_of_head:
             return  # a head's backbone: the head checks and initialises everything once
+        self._warn_about_decoder_setting()
         entries = self.weight_spec()
         self._check_against_spec({key: tuple(v.shape) for key, v in self.named_variables()}, entries, tf=True)
         if not self._loading:
@@ -97,31 +99,37 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         *,
         config: RemBertConfig | None = None,
-        dtype: str | keras.DTypePolicy | None = None,
+        dtype: str | keras.DTypePolicy | tf.DType | None = None,
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
-        **config_overrides: Any,
+        use_safetensors: bool | None = None,
+        **kwargs: Any,
     ):
-        """Load a model directory: config.json plus tf_model.h5 (ours or Hugging Face's), model.safetensors (or
-        shards) or pytorch_model.bin, written for any head. Weights the checkpoint lacks are initialised and
-        reported.
+        """Load a model directory (config.json plus tf_model.h5, ours or Hugging Face's, model.safetensors or shards,
+        or pytorch_model.bin, written for any head) or a Hugging Face Hub repo ("google/rembert"; `revision=`,
+        `cache_dir=`, `local_files_only=`, `token=`, `subfolder=`). Weights the checkpoint lacks are initialised
+        and reported.
 
-        `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler.
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
-        policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
+        policy) or "auto" (the checkpoint's). Other keyword arguments override config fields (num_labels=5,
+        is_decoder=True); an unknown one is a TypeError. `add_pooling_layer` (TFRemBertModel only) builds the
+        backbone with or without its pooler.
         """
         request = resolve_load(
-            pretrained_model_path,
+            pretrained_model_name_or_path,
             config,
-            config_overrides,
+            kwargs,
             head=cls.head,
             framework="tf",
             add_pooling_layer=add_pooling_layer,
+            use_safetensors=use_safetensors,
+            own_arguments=_FROM_PRETRAINED_ARGUMENTS,
         )
+        dtype = _load_dtype(dtype, request, cls.head)
         model_kwargs = request.model_kwargs if dtype is None else {**request.model_kwargs, "dtype": dtype}
         # Variables are declared without memory and each is created once, from its value, when the block ends:
         # read from the checkpoint, or zeros and then drawn as the spec says (rembert_tf.internals).
@@ -156,12 +164,19 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
+        *,
         safe_serialization: bool = False,
         max_shard_size: int | str = "5GB",
-        **_: Any,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        create_pr: bool = False,
     ) -> list[Path]:
         """Write config.json and tf_model.h5 in Hugging Face's layout (or model.safetensors, sharded above
-        max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both."""
+        max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both.
+        `push_to_hub=True` then uploads the files to `repo_id` (default: the directory's name) with huggingface_hub."""
         variables = dict(self.named_variables())
         dtype = np.dtype(tf.as_dtype(self.dtype_policy.variable_dtype).as_numpy_dtype)
         if not safe_serialization and dtype.name == "bfloat16":
@@ -171,7 +186,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
             array = keras.ops.convert_to_numpy(variables[entry.pt_key])
             return array.T if entry.tf_transpose else array
 
-        return save_model_directory(
+        written = save_model_directory(
             save_directory,
             self.config,
             head=self.head,
@@ -182,6 +197,17 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
             dtype=dtype,
             max_shard_size=max_shard_size,
         )
+        if push_to_hub:
+            push_saved_directory(
+                save_directory,
+                written,
+                repo_id,
+                commit_message=commit_message,
+                private=private,
+                token=token,
+                create_pr=create_pr,
+            )
+        return written
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
@@ -226,3 +252,36 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
                 "would draw new dropout masks"
             )
         self._backbone().encoder.gradient_checkpointing = True
+
+
+_FROM_PRETRAINED_ARGUMENTS = (
+    "config",
+    "dtype",
+    "output_loading_info",
+    "ignore_mismatched_sizes",
+    "add_pooling_layer",
+    "use_safetensors",
+)
+
+
+def _load_dtype(dtype: Any, request: LoadRequest, head: str) -> str | keras.DTypePolicy | None:
+    """A Keras dtype policy (or its name) to build the model with; "auto" is the checkpoint's dtype; None keeps
+    Keras' global policy. A dtype Keras cannot build floating-point variables with is a ValueError."""
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        name = checkpoint_dtype(request, head).name
+        return name if name in ("float16", "bfloat16", "float32", "float64") else None
+    if isinstance(dtype, tf.DType):
+        dtype = dtype.name
+    try:
+        policy = dtype if isinstance(dtype, keras.DTypePolicy) else keras.DTypePolicy(dtype)
+        floating = tf.as_dtype(policy.variable_dtype).is_floating and tf.as_dtype(policy.compute_dtype).is_floating
+    except (ValueError, TypeError):
+        floating = False
+    if not floating:
+        raise ValueError(
+            "dtype must be a Keras floating dtype or policy ('float32', 'bfloat16', 'float16', 'mixed_bfloat16', "
+            f"'mixed_float16', a keras.DTypePolicy) or 'auto', got {dtype!r}"
+        )
+    return dtype

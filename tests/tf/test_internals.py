@@ -215,7 +215,7 @@ def numbers(directory: str) -> dict[str, np.ndarray]:
     inputs = {k: tf.constant(v) for k, v in batch.items() if k != "labels"}
     graph = tf.function(lambda kwargs: model(**kwargs).logits)(inputs)
     with tf.GradientTape() as tape:
-        loss = model(**batch, return_all_logits=True, training=True).loss
+        loss = model(**batch, training=True).loss
     gradient = tape.gradient(loss, model.get_output_embeddings().weight)
     prompts, mask = np.array([[5, 6, 7, 8], [0, 0, 9, 10]]), np.array([[1, 1, 1, 1], [0, 0, 1, 1]])
     tokens = model.generate(prompts, attention_mask=mask, max_new_tokens=6, eos_token_id=[])
