@@ -5,8 +5,9 @@ Each file is loaded by both libraries in the same run:
 - model.safetensors written by this library;
 - pytorch_model.bin written by Hugging Face's `save_pretrained(safe_serialization=False)` (torch.save), in this
   script's setup;
-- with `--h5`, tf_model.h5 written by Hugging Face's TF `save_pretrained` (theirs: `from_tf=True`, which builds
-  their TF model first).
+- with `--h5`, tf_model.h5 written by Hugging Face's TF `save_pretrained`. Hugging Face's side loads the
+  pytorch_model.bin above (the same weights): its `from_tf=True` leaves every parameter on the meta device in
+  transformers 4.57, so a PyTorch user of theirs cannot load that file at all.
 
 Ours is timed with the default (the parameters are the file's copy-on-write pages) and with `mmap=False` (every
 tensor read once into memory of the model's own): the cost of the private copy, against Hugging Face in the same
@@ -41,7 +42,7 @@ if {ours!r}:
     model = RemBertModel.from_pretrained({directory!r}, mmap={mmap!r})
 else:
     from transformers import RemBertModel
-    model = RemBertModel.from_pretrained({directory!r}, **({from_tf!r} and dict(from_tf=True) or dict()))
+    model = RemBertModel.from_pretrained({hf_directory!r})
 with torch.inference_mode():
     out = model(input_ids=torch.tensor([[312, 5, 6, 7, 313]]))
 print(json.dumps(dict(checksum=float(out.last_hidden_state.double().sum()),
@@ -51,9 +52,11 @@ print(json.dumps(dict(checksum=float(out.last_hidden_state.double().sum()),
 SIDES = {"ours": dict(ours=True, mmap=True), "ours, mmap=False": dict(ours=True, mmap=False), "HF": dict(ours=False)}
 
 
-def measure(directory: Path, rounds: int, from_tf: bool = False) -> dict[str, dict]:
-    """Best wall time (and the peak RSS of that run) of each side over `rounds` alternating rounds."""
-    code = lambda **options: CHILD.format(directory=str(directory), from_tf=from_tf, **{"mmap": True, **options})  # noqa: E731
+def measure(directory: Path, hf_directory: Path, rounds: int) -> dict[str, dict]:
+    """Best wall time (and the peak RSS of that run) of each side over `rounds` alternating rounds; Hugging Face
+    loads `hf_directory`."""
+    paths = dict(directory=str(directory), hf_directory=str(hf_directory))
+    code = lambda **options: CHILD.format(**paths, **{"mmap": True, **options})  # noqa: E731
     run_child(code(ours=True))  # warm the page cache for all
     best: dict[str, dict] = {}
     for _ in range(rounds):
@@ -69,17 +72,18 @@ def measure(directory: Path, rounds: int, from_tf: bool = False) -> dict[str, di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--h5", action="store_true", help="also Hugging Face's own tf_model.h5 (slow on their side)")
+    parser.add_argument("--h5", action="store_true", help="also Hugging Face's own tf_model.h5 (HF loads its .bin)")
     args = parser.parse_args()
     print(machine_line())
+    ours, hf_bin = full_size_checkpoint("base"), hf_saved_checkpoint("base", "torch")
     files = {
-        "model.safetensors (ours)": (full_size_checkpoint("base"), False),
-        "pytorch_model.bin (torch.save, HF's)": (hf_saved_checkpoint("base", "torch"), False),
+        "model.safetensors (ours)": (ours, ours),
+        "pytorch_model.bin (torch.save, HF's)": (hf_bin, hf_bin),
     }
     if args.h5:
-        files["tf_model.h5 (HF's own)"] = (hf_saved_checkpoint("base", "tf"), True)
-    for kind, (directory, from_tf) in files.items():
-        best = measure(directory, args.rounds, from_tf)
+        files["tf_model.h5 (HF's own; HF loads its pytorch_model.bin)"] = (hf_saved_checkpoint("base", "tf"), hf_bin)
+    for kind, (directory, hf_directory) in files.items():
+        best = measure(directory, hf_directory, args.rounds)
         hf = best["HF"]
         print(f"{kind}: {directory}")
         for side in ("ours", "ours, mmap=False"):

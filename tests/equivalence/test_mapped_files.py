@@ -45,7 +45,7 @@ def model_dir(tmp_path, request):
     return tmp_path / "model", (tmp_path / "other" / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"])
+@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"], ids=["pt", "tf"])
 def test_a_file_rewritten_in_place_reaches_a_mapped_model_not_a_private_one(model_dir, framework, tmp_path, caplog):
     directory, other, name = model_dir
     mapped = _load(framework, directory)
@@ -80,7 +80,7 @@ def test_a_file_rewritten_in_place_reaches_a_mapped_model_not_a_private_one(mode
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["saving anyway"]
 
 
-@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"])
+@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"], ids=["pt", "tf"])
 def test_saving_a_model_whose_file_was_truncated_is_refused_before_anything_is_written(model_dir, framework, tmp_path):
     directory, _, name = model_dir
     mapped = _load(framework, directory)
@@ -119,7 +119,7 @@ print("mapped model ran", flush=True)
 """
 
 
-@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"])
+@pytest.mark.parametrize("model_dir, framework", [("pt", "pt"), ("tf", "tf")], indirect=["model_dir"], ids=["pt", "tf"])
 def test_a_truncated_file_ends_a_mapped_model_with_sigbus_not_a_private_one(model_dir, framework):
     directory, _, name = model_dir
     code = _TRUNCATE_THEN_RUN.format(root=str(ROOT), framework=framework, directory=str(directory), name=name)
