@@ -37,7 +37,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -206,29 +206,29 @@ def _min_new_tokens(prompt_length: int, new_tokens: int, min_length: Any, min_ne
 def check_generation_args(
     config: RemBertConfig,
     prompt_length: int,
+    *,
     max_new_tokens: Any = None,
+    max_length: Any = None,
     min_new_tokens: Any = None,
+    min_length: Any = None,
     do_sample: Any = False,
     temperature: Any = 1.0,
     top_k: Any = 50,
     top_p: Any = 1.0,
-    eos_token_id: Any = None,
-    pad_token_id: Any = None,
-    seed: Any = None,
-    has_generator: bool = False,
-    *,
-    max_length: Any = None,
-    min_length: Any = None,
     num_beams: Any = 1,
     length_penalty: Any = 1.0,
     early_stopping: Any = False,
     num_return_sequences: Any = 1,
     repetition_penalty: Any = 1.0,
     no_repeat_ngram_size: Any = 0,
+    eos_token_id: Any = None,
+    pad_token_id: Any = None,
     use_cache: Any = True,
     return_dict_in_generate: Any = False,
     output_scores: Any = False,
     output_logits: Any = False,
+    seed: Any = None,
+    has_generator: bool = False,
 ) -> GenerationSettings:
     """Check every non-tensor argument of `generate`; raise `GenerationError` naming the first bad one.
 
@@ -452,7 +452,7 @@ class Prompt:
     kind: str
     real_tokens: np.ndarray | None = None
     token_type_ids: np.ndarray | None = None
-    inferred_mask: bool = field(default=False, compare=False)
+    inferred_mask: bool = False
 
 
 def infer_real_tokens(prompt_ids: np.ndarray, settings: GenerationSettings) -> np.ndarray | None:
@@ -896,6 +896,18 @@ class GenerateBeamDecoderOnlyOutput(ModelOutput):
 
 # -- the method ---------------------------------------------------------------------------------------------
 
+# The arguments of `generate` that are tensors (or make them), handled apart from the settings.
+_TENSOR_ARGUMENTS = (
+    "input_ids",
+    "inputs",
+    "attention_mask",
+    "token_type_ids",
+    "bos_token_id",
+    "generator",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+)
+
 
 class GenerationMixin:
     """`generate` for a causal language model whose config has is_decoder=True, in any framework.
@@ -980,21 +992,7 @@ class GenerationMixin:
             generator,
             self._generator_class,
             self._generator_class_name,
-            **{
-                name: arguments[name]
-                for name in arguments
-                if name
-                not in (
-                    "input_ids",
-                    "inputs",
-                    "attention_mask",
-                    "token_type_ids",
-                    "bos_token_id",
-                    "generator",
-                    "encoder_hidden_states",
-                    "encoder_attention_mask",
-                )
-            },
+            **{name: value for name, value in arguments.items() if name not in _TENSOR_ARGUMENTS},
         )
         backend = self._decoding_backend(
             prompt.tensor, settings, generator, encoder_hidden_states, encoder_attention_mask
