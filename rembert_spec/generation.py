@@ -1014,7 +1014,7 @@ class GenerationMixin:
             sequences_scores=backend.to_tensor(decoded.sequences_scores) if settings.output_scores else None,
             scores=tensors(decoded.scores),
             logits=tensors(decoded.logits),
-            beam_indices=backend.to_tensor(decoded.beam_indices.astype(np.int64)),
+            beam_indices=backend.to_tensor(decoded.beam_indices),  # int32, as Hugging Face's
         )
 
     def _start_ids(self, bos_token_id: Any, encoder_hidden_states: Any) -> np.ndarray:

@@ -47,17 +47,21 @@ OPTIONS = {
     "beam search, early_stopping, 2 returned": dict(num_beams=4, early_stopping=True, num_return_sequences=2),
     "beam search, never, length_penalty 2": dict(num_beams=3, early_stopping="never", length_penalty=2.0),
     "beam search with penalties": dict(num_beams=2, repetition_penalty=1.3, no_repeat_ngram_size=2, min_new_tokens=4),
-    "repetition_penalty": dict(repetition_penalty=1.5),
-    "no_repeat_ngram_size": dict(no_repeat_ngram_size=2),
+    "penalties": dict(repetition_penalty=1.5, no_repeat_ngram_size=2),
     "min_new_tokens, eos list": dict(min_new_tokens=5, eos_token_id="two"),
     "max_length, no cache": dict(max_length=14, use_cache=False),
 }
 
 
+@pytest.fixture(scope="module")
+def free(models):
+    """Greedy continuations that never stop: where the tests' end-of-sequence ids come from."""
+    return models[0].generate(torch.tensor(PROMPTS), attention_mask=torch.tensor(MASK), max_new_tokens=10)[:, 6:]
+
+
 @pytest.mark.parametrize("case", list(OPTIONS))
-def test_pytorch_and_tensorflow_decode_identically_with_every_option(models, case):
+def test_pytorch_and_tensorflow_decode_identically_with_every_option(models, free, case):
     pt_model, tf_model = models
-    free = pt_model.generate(torch.tensor(PROMPTS), attention_mask=torch.tensor(MASK), max_new_tokens=10)[:, 6:]
     kwargs = dict(max_new_tokens=10, eos_token_id=int(free[0, 2]), pad_token_id=98)
     kwargs.update(OPTIONS[case], return_dict_in_generate=True, output_scores=True, output_logits=True)
     if kwargs["eos_token_id"] == "two":

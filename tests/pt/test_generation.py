@@ -83,7 +83,8 @@ def assert_same_as_hugging_face(model, theirs, *args, **kwargs):
     if reference.get("sequences_scores") is not None:
         # 1e-5, or one float32 step where length_penalty < 0 makes scores large (at 150 the step is 1.5e-5).
         torch.testing.assert_close(ours.sequences_scores, reference.sequences_scores, rtol=2e-7, atol=1e-5)
-        assert torch.equal(ours.beam_indices, reference.beam_indices.long())
+        assert torch.equal(ours.beam_indices, reference.beam_indices)
+        assert ours.sequences_scores.dtype == reference.sequences_scores.dtype
     return ours
 
 

@@ -94,10 +94,8 @@ def theirs(decoder_dir):
 
 CASES = {
     "greedy": dict(),
-    "repetition_penalty": dict(repetition_penalty=1.5),
-    "no_repeat_ngram_size": dict(no_repeat_ngram_size=2),
-    "min_length": dict(min_length=13),
-    "eos list": dict(eos_token_id="two"),
+    "penalties, eos list": dict(repetition_penalty=1.5, no_repeat_ngram_size=2, eos_token_id="two"),
+    "min_length": dict(min_length=13),  # Hugging Face's TF min_length takes one eos id
     "max_length": dict(max_length=15),
 }
 
