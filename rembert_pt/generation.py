@@ -114,8 +114,8 @@ class _TorchDecoding(decoding.DecodingBackend):
     ) -> torch.Tensor:
         """One model step; the last position's features, [rows, output_embedding_size], what the decoder scores."""
         outputs = self.model.rembert(
-            input_ids=self._tensor(input_ids, self.prompt.dtype),
-            attention_mask=self._tensor(attention_mask, self.prompt.dtype),
+            input_ids=self._tensor(input_ids, torch.long),  # what the embedding takes, whatever the prompt's dtype
+            attention_mask=self._tensor(attention_mask, torch.long),
             token_type_ids=self._tensor(token_type_ids, torch.long),
             position_ids=self._tensor(position_ids, torch.long),
             past_key_values=self.past,
@@ -193,6 +193,10 @@ class GenerationMixin(decoding.GenerationMixin):
     ) -> decoding.Prompt:
         device = input_ids.device if isinstance(input_ids, torch.Tensor) else next(self.parameters()).device
         prompt = torch.as_tensor(input_ids, device=device)
+        if tensor_kind(prompt) == "i" and decoding.ids_need_widening(
+            torch.iinfo(prompt.dtype).max, self.config.vocab_size
+        ):
+            prompt = prompt.long()
         real = None if attention_mask is None else (torch.as_tensor(attention_mask) != 0).cpu().numpy()
         types = None
         if token_type_ids is not None:

@@ -455,6 +455,12 @@ class Prompt:
     inferred_mask: bool = False
 
 
+def ids_need_widening(dtype_max: int, vocab_size: int) -> bool:
+    """Whether prompt ids of an integer dtype whose largest value is `dtype_max` must become int64 to hold every
+    token the model can generate (e.g. uint8 ids of a 250,300-token vocabulary)."""
+    return dtype_max < vocab_size - 1
+
+
 def infer_real_tokens(prompt_ids: np.ndarray, settings: GenerationSettings) -> np.ndarray | None:
     """Without an attention_mask, Hugging Face's rule: the pad id marks padding when the prompt holds it and it
     ends no row; otherwise every token is real (None)."""
@@ -702,6 +708,7 @@ def _first_step(
 def _greedy_or_sample(
     backend: DecodingBackend, settings: GenerationSettings, inputs: _ModelInputs, prompt_ids: np.ndarray
 ) -> Decoded:
+    """Greedy decoding and sampling, one token per row per step; finished rows get the pad id."""
     keep_scores = settings.return_dict_in_generate and settings.output_scores
     keep_logits = settings.return_dict_in_generate and settings.output_logits
     scores_kept: list[np.ndarray] = []
