@@ -203,6 +203,18 @@ def _min_new_tokens(prompt_length: int, new_tokens: int, min_length: Any, min_ne
     return 0
 
 
+def _check_sampling(temperature: Any, top_k: Any, top_p: Any) -> None:
+    if temperature is not None and (not _is_finite_number(temperature) or temperature <= 0):
+        raise GenerationError(
+            f"temperature must be a positive finite number, got {temperature!r} (for greedy decoding use "
+            "do_sample=False)"
+        )
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+        raise GenerationError(f"top_k must be a positive integer, or 0 or None (no top-k filter), got {top_k!r}")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise GenerationError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
+
+
 def check_generation_args(
     config: RemBertConfig,
     prompt_length: int,
@@ -234,7 +246,8 @@ def check_generation_args(
 
     Defaults are Hugging Face's: `eos_token_id=None` uses config.eos_token_id (when it lies in the vocabulary);
     `pad_token_id=None` uses config.pad_token_id, else the first end-of-sequence id; sampling keeps the 50 most
-    likely tokens unless `top_k` says otherwise (0 or None: no filter).
+    likely tokens unless `top_k` says otherwise (0 or None: no filter). Without `do_sample`, `temperature`,
+    `top_k` and `top_p` are ignored, not checked, as Hugging Face ignores them.
 
     >>> from rembert_spec import RemBertConfig
     >>> config = RemBertConfig(vocab_size=99, is_decoder=True)
@@ -251,15 +264,10 @@ def check_generation_args(
     new_tokens = _new_tokens(config, prompt_length, max_length, max_new_tokens)
     min_new = _min_new_tokens(prompt_length, new_tokens, min_length, min_new_tokens)
     do_sample = _check_bool("do_sample", do_sample)
-    if temperature is not None and (not _is_finite_number(temperature) or temperature <= 0):
-        raise GenerationError(
-            f"temperature must be a positive finite number, got {temperature!r} (for greedy decoding use "
-            "do_sample=False)"
-        )
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
-        raise GenerationError(f"top_k must be a positive integer, or 0 or None (no top-k filter), got {top_k!r}")
-    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
-        raise GenerationError(f"top_p must be a number in (0, 1] or None, got {top_p!r}")
+    if do_sample:
+        _check_sampling(temperature, top_k, top_p)
+    else:  # ignored, as Hugging Face ignores them (temperature=0 is a common way to ask for greedy decoding)
+        temperature, top_k, top_p = 1.0, None, None
     if not _is_int(num_beams) or num_beams < 1:
         raise GenerationError(f"num_beams must be a positive integer, got {num_beams!r}")
     if not _is_int(num_return_sequences) or num_return_sequences < 1:

@@ -142,9 +142,9 @@ def test_encoder_decoder_greedy_tokens_are_identical(tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(temperature=-0.5),
-        dict(top_p=2),
-        dict(top_k=-1),
+        dict(do_sample=True, temperature=-0.5),
+        dict(do_sample=True, top_p=2),
+        dict(do_sample=True, top_k=-1),
         dict(max_new_tokens=50),
         dict(eos_token_id="</s>"),
         dict(attention_mask=[[1, 1, 0]]),

@@ -389,14 +389,14 @@ def test_eos_defaults_to_the_config(decoder_dir):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        (dict(temperature=0.0), "temperature must be a positive finite number, got 0.0"),
-        (dict(temperature=-1), "temperature must be a positive finite number, got -1"),
-        (dict(temperature=math.nan), "temperature must be a positive finite number, got nan"),
-        (dict(temperature="hot"), "temperature must be a positive finite number, got 'hot'"),
-        (dict(top_p=0.0), "top_p must be a number in (0, 1] or None, got 0.0"),
-        (dict(top_p=1.5), "top_p must be a number in (0, 1] or None, got 1.5"),
-        (dict(top_k=-1), "top_k must be a positive integer, or 0 or None (no top-k filter), got -1"),
-        (dict(top_k=2.5), "top_k must be a positive integer, or 0 or None (no top-k filter), got 2.5"),
+        (dict(do_sample=True, temperature=0.0), "temperature must be a positive finite number, got 0.0"),
+        (dict(do_sample=True, temperature=-1), "temperature must be a positive finite number, got -1"),
+        (dict(do_sample=True, temperature=math.nan), "temperature must be a positive finite number, got nan"),
+        (dict(do_sample=True, temperature="hot"), "temperature must be a positive finite number, got 'hot'"),
+        (dict(do_sample=True, top_p=0.0), "top_p must be a number in (0, 1] or None, got 0.0"),
+        (dict(do_sample=True, top_p=1.5), "top_p must be a number in (0, 1] or None, got 1.5"),
+        (dict(do_sample=True, top_k=-1), "top_k must be a positive integer, or 0 or None (no top-k filter), got -1"),
+        (dict(do_sample=True, top_k=2.5), "top_k must be a positive integer, or 0 or None (no top-k filter), got 2.5"),
         (dict(max_new_tokens=0), "max_new_tokens must be a positive integer, got 0"),
         (dict(max_new_tokens=38), "needs 41 positions, more than max_position_embeddings=40"),
         (dict(max_length=3), "max_length=3 counts the prompt, which already has 3 tokens"),
@@ -453,6 +453,14 @@ def test_unknown_arguments_are_a_type_error_naming_them(model):
     # Hugging Face options spelled out at their default value do nothing, as there.
     quiet = model.generate(prompt, max_new_tokens=3, output_attentions=False, num_beam_groups=1, streamer=None)
     assert torch.equal(quiet, model.generate(prompt, max_new_tokens=3))
+
+
+def test_without_do_sample_the_sampling_arguments_are_ignored_as_hugging_face_does(model, theirs):
+    kwargs = dict(attention_mask=MASK, max_new_tokens=5, eos_token_id=[], temperature=0.0, top_k=-3, top_p=7)
+    ours = model.generate(PROMPTS, **kwargs)
+    with torch.no_grad():
+        reference = theirs.generate(PROMPTS, **{**kwargs, "top_k": 50, "top_p": 1.0})  # HF warns about these only
+    assert torch.equal(ours, reference)
 
 
 def test_generate_needs_a_decoder(decoder_dir):

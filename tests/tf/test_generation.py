@@ -154,9 +154,9 @@ def test_eos_ends_a_row_and_pads_it(model):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        (dict(temperature=0.0), "temperature must be a positive finite number, got 0.0"),
-        (dict(top_p=1.5), "top_p must be a number in (0, 1] or None, got 1.5"),
-        (dict(top_k=-1), "top_k must be a positive integer, or 0 or None (no top-k filter), got -1"),
+        (dict(do_sample=True, temperature=0.0), "temperature must be a positive finite number, got 0.0"),
+        (dict(do_sample=True, top_p=1.5), "top_p must be a number in (0, 1] or None, got 1.5"),
+        (dict(do_sample=True, top_k=-1), "top_k must be a positive integer, or 0 or None (no top-k filter), got -1"),
         (dict(max_new_tokens=0), "max_new_tokens must be a positive integer, got 0"),
         (dict(num_beams=2, num_return_sequences=3), "num_return_sequences must be at most num_beams=2"),
         (dict(eos_token_id=99), "eos_token_id must be a token id in [0, 99) (vocab_size=99), got 99"),
