@@ -6,10 +6,11 @@ from pathlib import Path
 from tests.docs_runner import run_page
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE = EXAMPLES / "data" / "multilingual.txt"
 
 
 def test_training_docs_run(docs_model_dir, tmp_path):
-    run_page("training.md", tmp_path, {"REMBERT_DOCS_MODEL": str(docs_model_dir)})
+    run_page("training.md", tmp_path, {"REMBERT_DOCS_MODEL": str(docs_model_dir), "REMBERT_DOCS_TEXT": str(SAMPLE)})
 
 
 def test_generation_docs_run(tmp_path):
