@@ -193,10 +193,6 @@ class GenerationMixin(decoding.GenerationMixin):
     ) -> decoding.Prompt:
         device = input_ids.device if isinstance(input_ids, torch.Tensor) else next(self.parameters()).device
         prompt = torch.as_tensor(input_ids, device=device)
-        if tensor_kind(prompt) == "i" and decoding.ids_need_widening(
-            torch.iinfo(prompt.dtype).max, self.config.vocab_size
-        ):
-            prompt = prompt.long()
         real = None if attention_mask is None else (torch.as_tensor(attention_mask) != 0).cpu().numpy()
         types = None
         if token_type_ids is not None:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .config import RemBertConfig
-from .inputs import InputError
+from .inputs import InputError, check_index_dtype
 from .outputs import ModelOutput
 
 DEFAULT_NEW_TOKENS = 20  # Hugging Face's default max_length (20), counted after the prompt as it does
@@ -463,12 +463,6 @@ class Prompt:
     inferred_mask: bool = False
 
 
-def ids_need_widening(dtype_max: int, vocab_size: int) -> bool:
-    """Whether prompt ids of an integer dtype whose largest value is `dtype_max` must become int64 to hold every
-    token the model can generate (e.g. uint8 ids of a 250,300-token vocabulary)."""
-    return dtype_max < vocab_size - 1
-
-
 def infer_real_tokens(prompt_ids: np.ndarray, settings: GenerationSettings) -> np.ndarray | None:
     """Without an attention_mask, Hugging Face's rule: the pad id marks padding when the prompt holds it and it
     ends no row; otherwise every token is real (None)."""
@@ -491,6 +485,10 @@ def check_generate_call(
     the `generator` (None or a `generator_class`), and the other arguments as `check_generation_args` does."""
     shape = prompt.ids.shape
     check_prompt_ids("input_ids", shape, prompt.kind)
+    # The forward's rule (and message): 8- and 16-bit ids cannot hold every token id the model may generate.
+    check_index_dtype("input_ids", prompt.ids.dtype.name)
+    if prompt.token_type_ids is not None:
+        check_index_dtype("token_type_ids", prompt.token_type_ids.dtype.name)
     if generator is not None and not isinstance(generator, generator_class):
         raise GenerationError(f"generator must be a {generator_class_name} or None, got {type(generator).__name__}")
     settings = check_generation_args(config, shape[1], has_generator=generator is not None, **arguments)

@@ -98,8 +98,6 @@ class TFGenerationMixin(decoding.GenerationMixin):
         token_type_ids: tf.Tensor | np.ndarray | None,
     ) -> decoding.Prompt:
         prompt = tf.convert_to_tensor(input_ids)
-        if prompt.dtype.is_integer and decoding.ids_need_widening(prompt.dtype.max, self.config.vocab_size):
-            prompt = tf.cast(prompt, tf.int64)
         real = None
         if attention_mask is not None:
             mask = tf.convert_to_tensor(attention_mask)

@@ -92,17 +92,21 @@ def test_tokenizer_batches_generate_identically(tmp_path):
         ours_pt = pt_model.generate(**tokenizer(texts, padding=True, return_tensors="pt"), **options)
         ours_tf = tf_model.generate(**tokenizer(texts, padding=True, return_tensors="tf"), **options)
         np.testing.assert_array_equal(ours_pt.numpy(), ours_tf.numpy())
-    # Narrow integer prompts: kept when their dtype holds the vocabulary, else widened to int64 (a uint8 prompt of a
-    # 2,000-token vocabulary would wrap the new ids around).
+    # Prompt ids as the forward takes them: int32 kept (the sequences come back in the prompt's dtype), 8- and
+    # 16-bit ids refused in both frameworks with the forward's message.
     prompt = np.array([[2, 135, 212, 3]])
     expected = pt_model.generate(torch.tensor(prompt), max_new_tokens=6).numpy()
-    assert (expected > 255).any(), "some new id should not fit in a uint8"
-    for dtype, returned in ((np.uint8, np.int64), (np.int16, np.int16), (np.int32, np.int32)):
-        ours_pt = pt_model.generate(torch.tensor(prompt.astype(dtype)), max_new_tokens=6).numpy()
-        ours_tf = tf_model.generate(tf.constant(prompt.astype(dtype)), max_new_tokens=6).numpy()
-        assert ours_pt.dtype == ours_tf.dtype == returned
-        np.testing.assert_array_equal(ours_pt, expected)
-        np.testing.assert_array_equal(ours_tf, expected)
+    ours_pt = pt_model.generate(torch.tensor(prompt, dtype=torch.int32), max_new_tokens=6).numpy()
+    ours_tf = tf_model.generate(tf.constant(prompt, dtype=tf.int32), max_new_tokens=6).numpy()
+    assert ours_pt.dtype == ours_tf.dtype == np.int32
+    np.testing.assert_array_equal(ours_pt, expected)
+    np.testing.assert_array_equal(ours_tf, expected)
+    for dtype in (np.uint8, np.int16):
+        narrow = prompt.astype(dtype)
+        with pytest.raises(ValueError, match=f"input_ids must be int32 or int64, got {dtype.__name__}"):
+            pt_model.generate(torch.tensor(narrow))
+        with pytest.raises(ValueError, match=f"input_ids must be int32 or int64, got {dtype.__name__}"):
+            tf_model.generate(tf.constant(narrow))
 
 
 def test_encoder_decoder_greedy_tokens_are_identical(tmp_path):
