@@ -385,9 +385,7 @@ def plan_rows(
         keep_first, keep_second, too_short = truncated_lengths(
             first_lengths, second_lengths, options.max_length - n_special, options.truncation
         )
-        _check_truncation(
-            first_lengths, keep_first, second_lengths, keep_second, too_short, stride, options.truncation
-        )
+        _check_truncation(first_lengths, keep_first, second_lengths, keep_second, too_short, stride, options.truncation)
     ones = np.ones_like(first_lengths)
     count_first = _window_count(first_lengths, keep_first, stride) if overflow else ones
     count_second = ones
