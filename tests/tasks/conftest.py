@@ -112,8 +112,15 @@ def ours(framework: str, task: str, directory: Path, **kwargs):
             from rembert_pt import pipeline
         else:
             from rembert_tf import pipeline
-        logging.getLogger("rembert").setLevel(logging.ERROR)  # unused LM weights when loading the backbone
-        _PIPELINES[key] = pipeline(task, model=directory, **kwargs)
+        # Quiet about unused LM weights when loading the backbone, without leaving the logger quiet for later
+        # tests (they read the warnings).
+        logger = logging.getLogger("rembert")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            _PIPELINES[key] = pipeline(task, model=directory, **kwargs)
+        finally:
+            logger.setLevel(level)
     return _PIPELINES[key]
 
 
