@@ -249,7 +249,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if past_length + length > config.max_position_embeddings:\n",
         "    if length > config.max_position_embeddings:\n",
         "sequence-length check forgets the cached positions of a decoder",
-        ("tests/equivalence", "tests/pt/test_generation.py"),
+        ("tests/equivalence/test_cache_length.py", "tests/equivalence/test_errors.py"),
     ),
     # -- both modeling files -----------------------------------------------------------------------------------------
     mutation(
@@ -358,7 +358,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "common = sum((Counter(predicted) & Counter(true)).values())",
         "common = len(set(predicted) & set(true))",
         "SQuAD F1 counts a repeated token once",
-        ("tests/tasks/test_postprocessing.py", "tests/tasks/test_recipes.py"),
+        ("tests/tasks/test_squad_f1.py", "tests/tasks/test_postprocessing.py"),
     ),
 )
 
