@@ -309,6 +309,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "token type of the final [SEP] of a pair is 0",
         TOKENIZE,
     ),
+    mutation(
+        "rembert_tokenize/_pipeline.py",
+        'normalizers.Replace(Regex(" {2,}"), " "),',
+        'normalizers.Replace(Regex(" {3,}"), " "),',
+        "normalizer no longer collapses a run of two spaces",
+        TOKENIZE,
+    ),
+    mutation(
+        "rembert_tokenize/_pipeline.py",
+        'first = tokens[0].replace(SPIECE_UNDERLINE, "")',
+        'first = tokens[0].replace(SPIECE_UNDERLINE, " ")',
+        "decoding keeps the space of the first token's word marker",
+        TOKENIZE,
+    ),
     # -- the converter -----------------------------------------------------------------------------------------------
     mutation(
         "conversion/staging.py",
