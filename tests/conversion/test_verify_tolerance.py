@@ -64,7 +64,8 @@ def test_a_shift_above_the_default_limit_fails(src, tmp_path, monkeypatch, to, d
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("to, dtype", [("tf", "float32"), ("pt", "float16")])
+# float16's limit from below is held by tests/conversion/test_verify.py: a plain float16 conversion verifies.
+@pytest.mark.parametrize("to, dtype", [("tf", "float32")])
 def test_a_shift_below_the_default_limit_passes(src, tmp_path, monkeypatch, to, dtype):
     limit = _documented_limit(src, dtype)
     _shift_written_logits(monkeypatch, 0.4 * limit)
