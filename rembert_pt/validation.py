@@ -29,6 +29,17 @@ class TorchFacts(rules.TensorFacts):
     def kind(self, x: torch.Tensor) -> str:
         return tensor_kind(x)
 
+    def dtype_name(self, x: torch.Tensor) -> str:
+        return str(x.dtype).removeprefix("torch.")
+
+    def check_tensor(self, name: str, x: object) -> None:
+        if not isinstance(x, torch.Tensor):
+            kind = f"{type(x).__module__}.{type(x).__qualname__}".removeprefix("builtins.")
+            raise rules.InputError(
+                f"{name} must be a torch.Tensor, got {kind}: pass torch.tensor(...), or call the tokenizer with "
+                "return_tensors='pt'"
+            )
+
     def check_id_range(self, name: str, ids: torch.Tensor, limit: int, limit_name: str, allow_ignore: bool) -> None:
         # Reads the values on the host (`int(...)`): the one check that needs them, kept here so that a
         # compiled or exported model can replace it alone.
