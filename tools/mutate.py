@@ -261,8 +261,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     mutation(
         MODELING_PT,
-        "            if not bool(attention_mask.bool().all()):\n",
-        "            if bool(attention_mask.bool().all()):\n",
+        "            if not bool(computed.all()):\n",
+        "            if bool(computed.all()):\n",
         "padding is skipped only in batches that have none (inverted test)",
         PT,
     ),
