@@ -84,6 +84,9 @@ CONVERSION = (
 )
 TASKS = ("tests/tasks/test_postprocessing.py", "tests/tasks/test_pipeline_api.py", "tests/tasks/test_oracle.py")
 
+EDGES = "tests/pt/test_loading_and_generation_edges.py"  # loading and generation edges the shared logic decides
+GENERATION = (EDGES, "tests/pt/test_generation.py", "tests/tf/test_generation.py")
+
 MODELING_PT = "rembert_pt/modeling.py"
 MODELING_TF = "rembert_tf/modeling.py"
 
@@ -337,6 +340,56 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    return {entry.name for entry in weight_spec(config, head)}",
         "--head asks for every head weight in the source instead of initialising the missing ones at load",
         CONVERSION,
+    ),
+    # -- rembert_spec: generation, from_pretrained (shared by both frameworks) ----------------------------------------
+    mutation(
+        "rembert_spec/generation.py",
+        "return np.maximum(np.cumsum(real_tokens != 0, axis=-1) - 1, 0)",
+        "return np.maximum(np.cumsum(np.ones_like(real_tokens), axis=-1) - 1, 0)",
+        "positions of a left-padded prompt count its padding: a padded row does not continue as it would alone",
+        GENERATION,
+    ),
+    mutation(
+        "rembert_spec/generation.py",
+        "return bool(self.eos_token_ids) and step < self.min_new_tokens",
+        "return bool(self.eos_token_ids) and step + 1 < self.min_new_tokens",
+        "min_new_tokens off by one: the end-of-sequence id allowed one step early",
+        GENERATION,
+    ),
+    mutation(
+        "rembert_spec/generation.py",
+        "                tokens = np.where(finished, settings.pad_token_id, tokens)\n",
+        "                pass\n",
+        "a row that produced end-of-sequence keeps generating instead of getting pad_token_id",
+        GENERATION,
+    ),
+    mutation(
+        "rembert_spec/pretrained.py",
+        'return ("safetensors",) if use_safetensors else tuple(name for name in order if name != "safetensors")',
+        'return ("safetensors",) if use_safetensors else order',
+        "use_safetensors=False still reads model.safetensors first",
+        (EDGES, "tests/pt/test_hf_compat.py"),
+    ),
+    mutation(
+        "rembert_spec/pretrained.py",
+        "                return np.dtype(checkpoint.dtype(entry))\n",
+        "                return np.dtype(np.float32)\n",
+        'dtype="auto" loads a float16 checkpoint as float32',
+        ("tests/pt/test_hf_compat.py",),
+    ),
+    mutation(
+        "rembert_spec/pretrained.py",
+        "fresh = set(report.missing_keys) | {key for key, _, _ in report.mismatched_keys}",
+        "fresh = set(report.missing_keys)",
+        "with ignore_mismatched_sizes=True the mis-shaped weights are left uninitialised",
+        (EDGES, "tests/pt/test_modeling.py"),
+    ),
+    mutation(
+        MODELING_PT,
+        "        counted = torch.cat([counted[:, 1:], torch.zeros_like(counted[:, :1])], dim=1)\n",
+        "        pass\n",
+        "a causal LM computes the padding at its labels' positions, not at the shifted positions it reads",
+        ("tests/pt/test_hf_compat.py", "tests/pt/test_trainer.py"),
     ),
     # -- rembert_tasks: the pipelines' neutral logic -----------------------------------------------------------------
     mutation(
