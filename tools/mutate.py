@@ -290,6 +290,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "TensorFlow dropout on whenever `training` is given, training=False included",
         TF,
     ),
+    mutation(
+        "rembert_tf/keras_model.py",
+        "return {output: labels[name] for name, output in zip(names, PREDICTIONS[self.head], strict=True)}",
+        "return {output: labels[name] for name, output in zip(names, PREDICTIONS[self.head][::-1], strict=True)}",
+        "Keras: QA labels given in the dict of inputs scored against the other output (start against end_logits)",
+        (
+            "tests/tf/test_keras_label_routing.py",
+            "tests/tf/test_keras_workflows.py::test_own_loss_with_metrics_per_output",
+        ),
+    ),
     # -- tokenizers --------------------------------------------------------------------------------------------------
     mutation(
         "rembert_tokenize/_batch.py",
