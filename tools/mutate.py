@@ -368,9 +368,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     mutation(
         "rembert_spec/generation.py",
-        "                tokens = np.where(finished, settings.pad_token_id, tokens)\n",
-        "                pass\n",
+        "            tokens = np.where(unfinished, tokens, settings.pad_token_id)\n",
+        "            pass\n",
         "a row that produced end-of-sequence keeps generating instead of getting pad_token_id",
+        GENERATION,
+    ),
+    mutation(
+        "rembert_spec/generation.py",
+        "hypothesis = best_totals / ((length + 1 - prompt_length) ** penalty)",
+        "hypothesis = best_totals / ((length + 1) ** penalty)",
+        "beam search's length penalty counts the prompt's tokens too",
         GENERATION,
     ),
     mutation(
