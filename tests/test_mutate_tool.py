@@ -68,3 +68,9 @@ def test_killed_and_survived_are_told_apart(mutate, tree):
     assert (killed.verdict, killed.detail) == ("killed", "tests/test_code.py::test_f")
     assert survived.verdict == "survived"
     assert "return x + 1" in (tree / "pkg" / "code.py").read_text()
+
+
+def test_the_curated_mutations_still_find_their_code(mutate):
+    """A change that rewrites a mutated line says so here, in the suite, rather than at the next `make mutate`:
+    update the mutation's snippet with the code (and keep its test)."""
+    assert mutate.check(mutate.MUTATIONS, ROOT) == []
