@@ -106,14 +106,19 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
+        quantize: str | None = None,
         **config_overrides: Any,
     ):
         """Load a model directory: config.json plus model.safetensors (or shards), pytorch_model.bin or
         tf_model.h5, written for any head. Weights the checkpoint lacks are initialised and reported.
 
         `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True); `add_pooling_layer`
-        (RemBertModel only) builds the backbone with or without its pooler.
+        (RemBertModel only) builds the backbone with or without its pooler. `quantize="int8"` returns the model
+        with the encoder's linear layers in int8, for CPU inference (rembert_pt.quantize, docs/deployment.md).
         """
+        from .quantize import check_mode, quantize_model
+
+        check_mode(quantize)
         request = resolve_load(
             pretrained_model_path,
             config,
@@ -147,6 +152,8 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
             )
         model.init_weights(fresh_entries(entries, report))
         model.eval()
+        if quantize is not None:
+            quantize_model(model, quantize)
         return (model, report.as_dict()) if output_loading_info else model
 
     # -- saving --------------------------------------------------------------------------------------------
@@ -155,6 +162,11 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB", **_: Any
     ) -> list[Path]:
         """Write config.json and model.safetensors (sharded above max_shard_size) in Hugging Face's layout."""
+        if getattr(self, "quantization", None) is not None:
+            raise ValueError(
+                f"this {type(self).__name__} is quantized ({self.quantization}) and cannot be saved: save the float "
+                "model, and quantize when loading it (from_pretrained(..., quantize=...))"
+            )
         params = self._parameters_by_key()
         dtype = next(iter(params.values())).dtype
         return save_model_directory(
