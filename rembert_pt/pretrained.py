@@ -181,6 +181,18 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
             max_shard_size=max_shard_size,
         )
 
+    # -- deployment ----------------------------------------------------------------------------------------
+
+    def to_onnx(
+        self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False, verbose: bool = False
+    ) -> Path:
+        """Export as an ONNX model at `path` (dynamic batch and length; inputs input_ids, attention_mask and
+        token_type_ids; the head's outputs by name). `int8=True` quantizes the encoder's linear layers with ONNX
+        Runtime. Needs `pip install "rembert[onnx]"`; see rembert_pt.export and docs/deployment.md."""
+        from .export import OPSET, export_onnx
+
+        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8, verbose=verbose)
+
     # -- embeddings ----------------------------------------------------------------------------------------
 
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
