@@ -117,3 +117,30 @@ def quantize_model(model: nn.Module, mode: str = "int8") -> nn.Module:
 
 def is_quantized(model: nn.Module) -> bool:
     return getattr(model, "quantization", None) is not None
+
+
+# -- bfloat16 ---------------------------------------------------------------------------------------------
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (/proc/cpuinfo); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_path() -> str:
+    """Which bfloat16 matmul path this CPU takes with `torch_dtype=torch.bfloat16`: native (AMX or AVX512-BF16
+    instructions, through oneDNN) or emulated (each kernel widens to float32: no faster than float32, often
+    slower, with bfloat16's rounding)."""
+    flags = cpu_flags()
+    if {"amx_bf16", "amx_tile"} <= flags:
+        return "native bfloat16 (AMX)"
+    if "avx512_bf16" in flags:
+        return "native bfloat16 (AVX512-BF16)"
+    return "emulated bfloat16 (no AVX512-BF16 or AMX: kernels widen to float32)"
