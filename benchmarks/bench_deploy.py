@@ -57,17 +57,13 @@ def ort_session(path: Path):
 
 
 def main() -> None:
-    import transformers
-
-    import rembert_pt
     from rembert_pt.quantize import bf16_path
 
     directory = full_size_checkpoint("base")
     ids, mask = batch()
-    types = torch.zeros_like(ids)
-    feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()}
+    inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    feed = {name: x.numpy() for name, x in inputs.items()}
     real = mask.bool().numpy()
-    rows: list[tuple[str, float, str]] = []
     torch.set_grad_enabled(False)
     print(f"load: {os.getloadavg()[0]:.1f} (1 min average; {os.cpu_count()} cores)", flush=True)
     print(f"CPU: {cpu_features()}; bfloat16 path: {bf16_path()}")
@@ -76,6 +72,7 @@ def main() -> None:
         f"{int(mask.sum())} real tokens",
         flush=True,
     )
+    rows: list[tuple[str, float, str]] = []
 
     def row(name: str, seconds: float, note: str = "") -> None:
         rows.append((name, seconds, note))
@@ -83,64 +80,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as scratch:
         scratch = Path(scratch)
-        hf = transformers.RemBertModel.from_pretrained(directory).eval()
-        row("HF PyTorch fp32", best_time(lambda: hf(input_ids=ids, attention_mask=mask, token_type_ids=types)))
-        hf_onnx = scratch / "hf.onnx"
-        try:
-            export_hf(hf, ids, mask, types, hf_onnx)
-            del hf
-            gc.collect()
-            session = ort_session(hf_onnx)
-            row("HF exported, ONNX Runtime fp32", best_time(lambda: session.run(None, feed)))
-            del session
-        except Exception as e:  # report, do not hide: the row says why it is missing
-            row("HF exported, ONNX Runtime fp32", float("nan"), f"export failed: {type(e).__name__}: {e}"[:200])
-        hf = None
-        gc.collect()
-
-        ours = rembert_pt.RemBertModel.from_pretrained(directory)
-        reference = ours(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.numpy()
-        row("ours fp32 eager", best_time(lambda: ours(input_ids=ids, attention_mask=mask, token_type_ids=types)))
-
-        compiled = torch.compile(ours, fullgraph=True, dynamic=True)
-        start = time.perf_counter()
-        out = compiled(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.numpy()
-        compile_s = time.perf_counter() - start
-        seconds = best_time(lambda: compiled(input_ids=ids, attention_mask=mask, token_type_ids=types))
-        row("ours torch.compile fp32", seconds, f"{errors(out, reference, real)} (compiled in {compile_s:.0f} s)")
-        del compiled
-        torch.compiler.reset()
-
-        for int8 in (False, True):
-            path = scratch / f"ours{'-int8' if int8 else ''}.onnx"
-            start = time.perf_counter()
-            ours.to_onnx(path, int8=int8)
-            exported_s = time.perf_counter() - start
-            session = ort_session(path)
-            out = session.run(["last_hidden_state"], feed)[0]
-            seconds = best_time(lambda session=session: session.run(None, feed))
-            label = "int8" if int8 else "fp32"
-            row(
-                f"ours ONNX Runtime {label}",
-                seconds,
-                f"{errors(out, reference, real)} (exported in {exported_s:.0f} s)",
-            )
-            del session
-
-        del ours
-        gc.collect()
-        quantized = rembert_pt.RemBertModel.from_pretrained(directory, quantize="int8")
-        out = quantized(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.numpy()
-        seconds = best_time(lambda: quantized(input_ids=ids, attention_mask=mask, token_type_ids=types))
-        row("ours PyTorch int8", seconds, errors(out, reference, real))
-        del quantized
-        gc.collect()
-
-        bf16 = rembert_pt.RemBertModel.from_pretrained(directory, torch_dtype=torch.bfloat16)
-        out = bf16(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state.float().numpy()
-        seconds = best_time(lambda: bf16(input_ids=ids, attention_mask=mask, token_type_ids=types))
-        row("ours PyTorch bfloat16", seconds, f"{errors(out, reference, real)} ({bf16_path()})")
-        del bf16
+        hugging_face(directory, inputs, feed, scratch, row)
+        reference = ours_float(directory, inputs, feed, real, scratch, row)
+        ours_reduced(directory, inputs, real, reference, row)
 
     hf_time = rows[0][1]
     print(
@@ -152,7 +94,69 @@ def main() -> None:
     print(f"load at the end: {os.getloadavg()[0]:.1f}")
 
 
-def export_hf(model, ids, mask, types, path: Path) -> None:
+def hugging_face(directory: Path, inputs: dict, feed: dict, scratch: Path, row) -> None:
+    import transformers
+
+    model = transformers.RemBertModel.from_pretrained(directory).eval()
+    row("HF PyTorch fp32", best_time(lambda: model(**inputs)))
+    path = scratch / "hf.onnx"
+    try:
+        export_hf(model, inputs, path)
+    except Exception as e:  # report, do not hide: the row says why it is missing
+        row("HF exported, ONNX Runtime fp32", float("nan"), f"export failed: {type(e).__name__}: {e}"[:200])
+        return
+    model = None
+    gc.collect()
+    session = ort_session(path)
+    row("HF exported, ONNX Runtime fp32", best_time(lambda: session.run(None, feed)))
+
+
+def ours_float(directory: Path, inputs: dict, feed: dict, real: np.ndarray, scratch: Path, row) -> np.ndarray:
+    """Eager, torch.compile, and ONNX Runtime fp32 and int8 of our export; returns the eager last hidden state."""
+    import rembert_pt
+
+    model = rembert_pt.RemBertModel.from_pretrained(directory)
+    reference = model(**inputs).last_hidden_state.numpy()
+    row("ours fp32 eager", best_time(lambda: model(**inputs)))
+
+    compiled = torch.compile(model, fullgraph=True, dynamic=True)
+    start = time.perf_counter()
+    out = compiled(**inputs).last_hidden_state.numpy()
+    compile_s = time.perf_counter() - start
+    seconds = best_time(lambda: compiled(**inputs))
+    row("ours torch.compile fp32", seconds, f"{errors(out, reference, real)} (compiled in {compile_s:.0f} s)")
+    compiled = None
+    torch.compiler.reset()
+
+    for int8 in (False, True):
+        path = scratch / f"ours{'-int8' if int8 else ''}.onnx"
+        start = time.perf_counter()
+        model.to_onnx(path, int8=int8)
+        exported_s = time.perf_counter() - start
+        session = ort_session(path)
+        out = session.run(["last_hidden_state"], feed)[0]
+        seconds = best_time(lambda session=session: session.run(None, feed))
+        note = f"{errors(out, reference, real)} (exported in {exported_s:.0f} s)"
+        row(f"ours ONNX Runtime {'int8' if int8 else 'fp32'}", seconds, note)
+    return reference
+
+
+def ours_reduced(directory: Path, inputs: dict, real: np.ndarray, reference: np.ndarray, row) -> None:
+    """int8 and bfloat16 in PyTorch, each loaded on its own."""
+    import rembert_pt
+    from rembert_pt.quantize import bf16_path
+
+    for label, kwargs in (("int8", {"quantize": "int8"}), ("bfloat16", {"torch_dtype": torch.bfloat16})):
+        model = rembert_pt.RemBertModel.from_pretrained(directory, **kwargs)
+        out = model(**inputs).last_hidden_state.float().numpy()
+        seconds = best_time(lambda model=model: model(**inputs))
+        note = errors(out, reference, real) + (f" ({bf16_path()})" if label == "bfloat16" else "")
+        row(f"ours PyTorch {label}", seconds, note)
+        model = None
+        gc.collect()
+
+
+def export_hf(model, inputs: dict, path: Path) -> None:
     """Hugging Face's model through torch.onnx.export as a new user writes it (dynamic batch and length)."""
     import logging
     import warnings
@@ -166,7 +170,7 @@ def export_hf(model, ids, mask, types, path: Path) -> None:
             model,
             (),
             str(path),
-            kwargs={"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+            kwargs=inputs,
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["last_hidden_state", "pooler_output"],
             dynamic_shapes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes},
