@@ -335,6 +335,14 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
             jit_compile=jit_compile,
         )
 
+    def to_onnx(self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False) -> Path:
+        """Export `serving_function()` as an ONNX model at `path` (tf2onnx; int32 inputs input_ids,
+        attention_mask, token_type_ids with dynamic batch and length). `int8=True` quantizes the encoder's Dense
+        kernels with ONNX Runtime. Needs `pip install "rembert[onnx]"`; see docs/deployment.md."""
+        from .onnx_export import OPSET, export_onnx
+
+        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8)
+
     @property
     def _default_save_signature(self) -> tf.types.experimental.PolymorphicFunction | None:
         """What `tf.saved_model.save(model, path)` exports as "serving_default" when given no signatures (Keras
