@@ -3,7 +3,9 @@
 RemBertModel at the full google/rembert size (random weights), 8 sequences of 15-128 tokens padded to 128. Rows:
 Hugging Face PyTorch fp32 (the reference time), Hugging Face's model exported to ONNX as a new user would
 (torch.onnx.export, no padding skip) in ONNX Runtime, and ours: fp32 eager, torch.compile, ONNX Runtime fp32 of
-`to_onnx`, int8 PyTorch (`quantize="int8"`), int8 ONNX Runtime (`to_onnx(int8=True)`), bfloat16 eager. Each row
+`to_onnx`, int8 PyTorch (`quantize="int8"`), int8 ONNX Runtime (`to_onnx(int8=True)`), bfloat16 eager; then
+float32, bfloat16 and int8 again with every kernel held to AVX2 (ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY), as on
+a CPU without AVX-512, VNNI or bfloat16 instructions. Each row
 prints its time, its ratio to Hugging Face fp32 and, for reduced precision, the last hidden state's relative L2
 error and max abs error at real positions against our fp32 output. Also printed: the CPU's vector features, which
 bfloat16 path ran, this machine's float32 matmul speed and its load. Targets (issue #16): best int8 <= 0.35x with
@@ -27,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.bench_pt_inference import batch, matmul_peak_gflops  # noqa: E402
-from benchmarks.common import full_size_checkpoint  # noqa: E402
+from benchmarks.common import ROOT, full_size_checkpoint  # noqa: E402
 
 REPEATS = 3
 
@@ -83,6 +85,7 @@ def main() -> None:
         hugging_face(directory, inputs, feed, scratch, row)
         reference = ours_float(directory, inputs, feed, real, scratch, row)
         ours_reduced(directory, inputs, real, reference, row)
+        as_on_avx2(directory, scratch, real, reference, row)
 
     hf_time = rows[0][1]
     print(
@@ -154,6 +157,51 @@ def ours_reduced(directory: Path, inputs: dict, real: np.ndarray, reference: np.
         row(f"ours PyTorch {label}", seconds, note)
         model = None
         gc.collect()
+
+
+_AVX2_CHILD = """
+import json, sys, time
+import numpy as np, torch
+sys.path.insert(0, ".")
+import rembert_pt
+from benchmarks.bench_pt_inference import batch
+torch.set_grad_enabled(False)
+kwargs = {"float32": {}, "bfloat16": {"torch_dtype": torch.bfloat16}, "int8": {"quantize": "int8"}}[sys.argv[1]]
+model = rembert_pt.RemBertModel.from_pretrained(sys.argv[2], **kwargs)
+ids, mask = batch()
+run = lambda: model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+out = run().last_hidden_state.float().numpy()
+times = []
+for _ in range(REPEATS):
+    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)
+np.save(sys.argv[3], out)
+print(json.dumps({"seconds": min(times)}))
+"""
+
+
+def as_on_avx2(directory: Path, scratch: Path, real: np.ndarray, reference: np.ndarray, row) -> None:
+    """float32, bfloat16 and int8 in a child process whose kernels are held to AVX2 (oneDNN's ISA cap and ATen's
+    dispatch): what a CPU without AVX-512, VNNI or bfloat16 instructions does."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": str(ROOT)}
+    for label in ("float32", "bfloat16", "int8"):
+        out_file = scratch / f"avx2-{label}.npy"
+        code = _AVX2_CHILD.replace("REPEATS", str(REPEATS))
+        done = subprocess.run(
+            [sys.executable, "-c", code, label, str(directory), str(out_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        if done.returncode != 0:
+            row(f"ours {label}, AVX2 only", float("nan"), f"failed: {done.stderr[-300:]}")
+            continue
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        note = "" if label == "float32" else errors(np.load(out_file), reference, real)
+        row(f"ours {label}, AVX2 only", seconds, note)
 
 
 def export_hf(model, inputs: dict, path: Path) -> None:
