@@ -180,12 +180,13 @@ print(json.dumps({"seconds": min(times)}))
 
 
 def as_on_avx2(directory: Path, scratch: Path, real: np.ndarray, reference: np.ndarray, row) -> None:
-    """float32, bfloat16 and int8 in a child process whose kernels are held to AVX2 (oneDNN's ISA cap and ATen's
-    dispatch): what a CPU without AVX-512, VNNI or bfloat16 instructions does."""
+    """float32, bfloat16 and int8 in a child process whose kernels are held to AVX2 (oneDNN's and MKL's ISA caps,
+    ATen's dispatch): what a CPU without AVX-512, VNNI or bfloat16 instructions does."""
     import json
     import subprocess
 
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": str(ROOT)}
+    caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    env = {**os.environ, **caps, "PYTHONPATH": str(ROOT)}
     for label in ("float32", "bfloat16", "int8"):
         out_file = scratch / f"avx2-{label}.npy"
         code = _AVX2_CHILD.replace("REPEATS", str(REPEATS))
