@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-slow lint bench clean
 
+# PIP_CONSTRAINT also pins what source-only packages need to build (seqeval's setuptools_scm); -c does not reach there.
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt requirements/no-deps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -r requirements/dev.txt
+	PIP_CONSTRAINT=$(CURDIR)/requirements/constraints.txt $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -68,7 +68,9 @@ def main() -> None:
         masked = torch.where(chosen, tokenizer.mask_token_id, batch_ids)
         return dict(input_ids=masked, attention_mask=batch_mask, labels=labels)
 
-    masked_lm = RemBertForMaskedLM.from_pretrained(args.checkpoint)
+    # sparse_prediction: the loop reads only the loss, so the vocabulary head runs at the labelled positions only
+    # (logits [n_labelled, vocab] instead of [batch, length, vocab]): the same loss, a fraction of the memory.
+    masked_lm = RemBertForMaskedLM.from_pretrained(args.checkpoint, sparse_prediction=True)
     train(masked_lm, masked_batch, args.steps, args.lr, "mlm")
 
     sentence = "The quick brown fox jumps over the lazy dog, then naps under the old oak tree."
@@ -90,7 +92,7 @@ def main() -> None:
         batch_ids, batch_mask = ids[rows(step)], mask[rows(step)]
         return dict(input_ids=batch_ids, attention_mask=batch_mask, labels=batch_ids.masked_fill(batch_mask == 0, -100))
 
-    causal_lm = RemBertForCausalLM.from_pretrained(args.checkpoint, is_decoder=True)
+    causal_lm = RemBertForCausalLM.from_pretrained(args.checkpoint, is_decoder=True, sparse_prediction=True)
     train(causal_lm, next_token_batch, args.steps, args.lr, "clm")
 
     # Prompts of different lengths, padded on the LEFT; each starts with [CLS] as the training rows did.

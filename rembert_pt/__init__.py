@@ -15,6 +15,7 @@ from .modeling import (
     RemBertForTokenClassification,
     RemBertModel,
 )
+from .pipeline import pipeline
 from .pretrained import RemBertPreTrainedModel
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "RemBertForTokenClassification",
     "RemBertModel",
     "RemBertPreTrainedModel",
+    "pipeline",
 ]

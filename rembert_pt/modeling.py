@@ -322,6 +322,7 @@ class RemBertEncoder(nn.Module):
         self.embedding_hidden_mapping_in = Linear(config.input_embedding_size, config.hidden_size)
         self.layer = nn.ModuleList(RemBertLayer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing = False
+        self.checkpoint_kwargs: dict = {"use_reentrant": False}  # for torch.utils.checkpoint.checkpoint
 
     def forward(
         self,
@@ -338,10 +339,10 @@ class RemBertEncoder(nn.Module):
         """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
         if packing is not None:
             embeddings = packing.pack(embeddings)
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)
         record = EncoderRecord(
-            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+            output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache, packing
         )
+        hidden_states = record.start(self.embedding_hidden_mapping_in(embeddings))
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
             args = (
@@ -354,11 +355,11 @@ class RemBertEncoder(nn.Module):
                 packing,
             )
             if self.gradient_checkpointing and self.training:
-                hidden_states, probs, cross_probs, present = checkpoint(layer, *args, use_reentrant=False)
+                hidden_states, probs, cross_probs, present = checkpoint(layer, *args, **self.checkpoint_kwargs)
             else:
                 hidden_states, probs, cross_probs, present = layer(*args)
-            record.add(hidden_states, probs, cross_probs, present)
-        return record.output(hidden_states, packing.pad if packing is not None else None)
+            hidden_states = record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states)
 
 
 class RemBertPooler(nn.Module):
@@ -424,8 +425,12 @@ class RemBertModel(RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         unpad: bool | None = None,
+        *,
+        _read_positions: torch.Tensor | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
-        """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros."""
+        """`unpad` (default config.unpad) skips the work of padding positions; their hidden states are zeros.
+        Padding positions whose outputs are read are computed as Hugging Face computes them: the pooled first
+        position, and `_read_positions` (a head's labelled positions, [batch, length] bool)."""
         config = self.config
         unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
             config, unpad, output_attentions, output_hidden_states, use_cache
@@ -461,12 +466,20 @@ class RemBertModel(RemBertPreTrainedModel):
             encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
 
         packing = None
-        if unpad and attention_mask is not None and attention_mask.dim() == 2 and past_length == 0:
-            # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
-            # Asking whether there is padding at all reads the mask on the host: only on CPU, eagerly. A captured
+        if unpad and attention_mask is not None and attention_mask.dim() == 2:
+            # The positions computed now: all of them, or those after the cache. Their padding is skipped (zeros
+            # out, as in the full forward; the cache then holds zeros there, which the mask hides later), except
+            # where an output is read.
+            computed = (attention_mask[:, past_length:] if past_length else attention_mask).bool()
+            if _read_positions is not None:
+                computed = computed | _read_positions
+            if self.pooler is not None and past_length == 0:
+                # (A comparison rather than slicing and concatenating: a captured graph takes any length.)
+                computed = computed | (torch.arange(length, device=device) == 0)
+            # Asking whether anything is skipped at all reads the mask on the host: only on CPU, eagerly. A captured
             # graph (compile, export, ONNX) or an accelerator always packs (the same numbers without padding).
-            if not reads_host(attention_mask) or not bool(attention_mask.bool().all()):
-                packing = Packing(attention_mask)
+            if not reads_host(computed) or not bool(computed.all()):
+                packing = Packing(computed)
 
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         outputs = self.encoder(
@@ -515,37 +528,57 @@ class RemBertOnlyMLMHead(nn.Module):
         return self.predictions(sequence_output)
 
 
+def _labelled(labels: torch.Tensor | None, attention_mask: torch.Tensor | None, shift: bool) -> torch.Tensor | None:
+    """The positions whose outputs a token-level loss reads ([batch, length] bool; with `shift`, position t is read
+    for label t+1), for the backbone to compute even where attention_mask marks padding, as Hugging Face does.
+    None when there is nothing to add (labels of another shape are refused later, by the label check)."""
+    if labels is None or attention_mask is None or not isinstance(labels, torch.Tensor):
+        return None
+    if labels.shape != attention_mask.shape[-labels.dim() :] or labels.dim() != 2:
+        return None
+    counted = labels != rules.IGNORE_INDEX
+    if shift:
+        counted = torch.cat([counted[:, 1:], torch.zeros_like(counted[:, :1])], dim=1)
+    return counted
+
+
 def _lm_loss_and_logits(
     head: RemBertOnlyMLMHead,
     hidden_states: torch.Tensor,
     labels: torch.Tensor,
     shift: bool,
-    return_all_logits: bool,
+    sparse_prediction: bool,
+    num_items_in_batch: int | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy over the positions whose label is not -100, running the vocabulary-wide head only there.
+    """Cross-entropy over the positions whose label is not -100, and the logits.
 
-    With `shift` (causal LM), position t predicts label t+1. Returns (loss, logits): logits of the counted
-    positions only, [n_counted, vocab], unless `return_all_logits`, in which case the head runs everywhere
-    and logits keep [batch, length, vocab].
+    With `shift` (causal LM), position t predicts label t+1. The logits are [batch, length, vocab], as Hugging
+    Face returns them; with `sparse_prediction` (config.sparse_prediction) the vocabulary-wide head runs only at
+    the counted positions and the logits are theirs, [n_counted, vocab]: the same loss for a fraction of the
+    memory. With `num_items_in_batch` the loss is the sum divided by it instead of the mean.
     """
+    labels = labels.long()
     if shift:
         labels = labels[:, 1:]
-    if return_all_logits:
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    if not sparse_prediction:
         logits = head(hidden_states)
-        predicting = logits[:, :-1] if shift else logits
-        loss = F.cross_entropy(predicting.flatten(0, -2).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
-        return loss, logits
-    counted = labels != rules.IGNORE_INDEX
-    logits = head((hidden_states[:, :-1] if shift else hidden_states)[counted])
-    return F.cross_entropy(logits.float(), labels[counted]), logits
+        predicting = (logits[:, :-1] if shift else logits).flatten(0, -2).float()
+        loss = F.cross_entropy(predicting, labels.flatten(), ignore_index=rules.IGNORE_INDEX, reduction=reduction)
+    else:
+        counted = labels != rules.IGNORE_INDEX
+        logits = head((hidden_states[:, :-1] if shift else hidden_states)[counted])
+        loss = F.cross_entropy(logits.float(), labels[counted], reduction=reduction)
+    return (loss, logits) if num_items_in_batch is None else (loss / num_items_in_batch, logits)
 
 
 class RemBertForMaskedLM(RemBertPreTrainedModel):
     """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
 
-    With `labels`, the loss is cross-entropy over positions whose label is not -100, and the vocabulary head
-    runs only at those positions: `logits` is then [n_labelled, vocab_size] (the rows of the full logits where
-    labels != -100). Pass `return_all_logits=True` for the full [batch, length, vocab_size] logits.
+    With `labels`, the loss is cross-entropy over positions whose label is not -100; `logits` is
+    [batch, length, vocab_size] as in Hugging Face. With `config.sparse_prediction` (an opt-in for training), the
+    vocabulary head runs only at labelled positions and `logits` is [n_labelled, vocab_size] (the rows of the full
+    logits where labels != -100): the same loss, without a [batch, length, 250300] tensor.
     """
 
     head = "masked_lm"
@@ -569,7 +602,6 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        return_all_logits: bool = False,
     ) -> MaskedLMOutput | tuple:
         outputs = self.rembert(
             input_ids,
@@ -583,6 +615,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -590,7 +623,7 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             logits = self.cls(sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, return_all_logits)
+            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, self.config.sparse_prediction)
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -600,13 +633,16 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
 class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
-    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in
-    RemBertForMaskedLM, with labels the head runs only where a label counts and `logits` is
-    [n_counted, vocab_size] unless `return_all_logits=True`. Without labels, `logits_to_keep=k` keeps only the
-    last k positions' logits (0 keeps all), which is what decoding needs.
+    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100; `logits` is
+    [batch, length, vocab_size], or with `config.sparse_prediction` (as in RemBertForMaskedLM) only the counted
+    positions' rows, [n_counted, vocab_size]. Given `num_items_in_batch` (Hugging Face's Trainer passes it), the
+    loss is the sum over counted positions divided by it, as in Hugging Face. Without labels, `logits_to_keep=k`
+    keeps only the last k positions' logits (0 keeps all), which is what decoding needs.
     """
 
     head = "causal_lm"
+    # Hugging Face's Trainer passes num_items_in_batch (the labels counted over all accumulated micro-batches).
+    accepts_loss_kwargs = True
 
     def __init__(self, config: RemBertConfig):
         super().__init__(config)
@@ -630,7 +666,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
-        return_all_logits: bool = False,
+        num_items_in_batch: int | torch.Tensor | None = None,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         outputs = self.rembert(
             input_ids,
@@ -645,6 +681,7 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=True),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -652,7 +689,9 @@ class RemBertForCausalLM(GenerationMixin, RemBertPreTrainedModel):
             logits = self.cls(sequence_output[:, -logits_to_keep:] if logits_to_keep else sequence_output)
         else:
             check_labels("labels", labels, sequence_output.shape[:2], self.config.vocab_size, "vocab_size")
-            loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, return_all_logits)
+            loss, logits = _lm_loss_and_logits(
+                self.cls, sequence_output, labels, True, self.config.sparse_prediction, num_items_in_batch
+            )
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,
@@ -709,6 +748,7 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
 
 
 def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    FACTS.check_tensor("labels", labels)
     integer_labels = not labels.is_floating_point()
     problem = rules.sequence_classification_problem(config, integer_labels)
     batch = logits.shape[0]
@@ -719,7 +759,7 @@ def sequence_classification_loss(config: RemBertConfig, logits: torch.Tensor, la
         )
     if problem == "single_label_classification":
         check_labels("labels", labels, (batch,), config.num_labels, "num_labels")
-        return F.cross_entropy(logits.float(), labels.reshape(-1))
+        return F.cross_entropy(logits.float(), labels.reshape(-1).long())
     rules.check_shape("labels", tuple(labels.shape), (batch, config.num_labels), "multi-label classification")
     return F.binary_cross_entropy_with_logits(logits.float(), labels.to(torch.float32))
 
@@ -767,7 +807,7 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         loss = None
         if labels is not None:
             check_labels("labels", labels, (batch,), choices, "num_choices")
-            loss = F.cross_entropy(logits.float(), labels)
+            loss = F.cross_entropy(logits.float(), labels.reshape(-1).long())
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -807,12 +847,15 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
         if labels is not None:
             check_labels("labels", labels, logits.shape[:2], self.config.num_labels, "num_labels")
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=rules.IGNORE_INDEX)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten().long(), ignore_index=rules.IGNORE_INDEX
+            )
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -867,9 +910,10 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
             batch, length = start_logits.shape
             positions = []
             for name, value in (("start_positions", start_positions), ("end_positions", end_positions)):
+                FACTS.check_tensor(name, value)
                 value = value.reshape(-1)
                 rules.check_shape(name, tuple(value.shape), (batch,), "the batch")
-                positions.append(value.clamp(0, length))
+                positions.append(value.clamp(0, length).long())
             loss = (
                 F.cross_entropy(start_logits.float(), positions[0], ignore_index=length)
                 + F.cross_entropy(end_logits.float(), positions[1], ignore_index=length)

@@ -46,6 +46,17 @@ class TorchFacts(rules.TensorFacts):
     def kind(self, x: torch.Tensor) -> str:
         return tensor_kind(x)
 
+    def dtype_name(self, x: torch.Tensor) -> str:
+        return str(x.dtype).removeprefix("torch.")
+
+    def check_tensor(self, name: str, x: object) -> None:
+        if not isinstance(x, torch.Tensor):
+            kind = f"{type(x).__module__}.{type(x).__qualname__}".removeprefix("builtins.")
+            raise rules.InputError(
+                f"{name} must be a torch.Tensor, got {kind}: pass torch.tensor(...), or call the tokenizer with "
+                "return_tensors='pt'"
+            )
+
     def check_id_range(self, name: str, ids: torch.Tensor, limit: int, limit_name: str, allow_ignore: bool) -> None:
         if not reads_host(ids):
             inside = (ids >= 0) & (ids < limit)

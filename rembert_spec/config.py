@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from . import hub
 from .atomic import atomic_write
 
 CONFIG_NAME = "config.json"
@@ -39,6 +41,7 @@ _BOOLS = (
     "return_dict",
     "tie_word_embeddings",
     "unpad",
+    "sparse_prediction",
 )
 # Written by Hugging Face's PretrainedConfig on every save; we never need them, so they go to `extra`.
 _HF_BOOKKEEPING = ("transformers_version", "architectures", "model_type")
@@ -52,8 +55,13 @@ class RemBertConfig:
     >>> config.hidden_size // config.num_attention_heads
     16
 
-    Unknown keys read from a config.json are kept in `extra` and written back unchanged.
+    Unknown keys read from a config.json are kept in `extra` and written back unchanged; an unknown keyword
+    argument is a TypeError (a typo must not pass silently). Setting `num_labels` resizes `id2label` and
+    `label2id` as Hugging Face's config does.
     """
+
+    # What Hugging Face's Trainer leaves out of the predictions it gathers (as for its other decoders).
+    keys_to_ignore_at_inference: ClassVar[list[str]] = ["past_key_values"]
 
     vocab_size: int = 250300
     hidden_size: int = 1152
@@ -87,11 +95,33 @@ class RemBertConfig:
     # Not a Hugging Face field: padding positions (attention_mask 0) skip the projections and feed-forward and
     # come out as zeros in every hidden state. False computes them as Hugging Face does.
     unpad: bool = True
+    # Not a Hugging Face field: with labels, the masked and causal LM heads run the vocabulary projection only at
+    # positions whose label counts, and `logits` holds those rows only ([n_counted, vocab_size]) instead of
+    # Hugging Face's [batch, length, vocab_size]. Same loss, a fraction of the memory when training.
+    sparse_prediction: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._settle_labels()
         self._validate()
+        object.__setattr__(self, "_settled", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """After construction, labels stay one description, as Hugging Face keeps them: a new `num_labels` resizes
+        `id2label` / `label2id` (to LABEL_i names) when their size differs, a new `id2label` sets `num_labels`."""
+        if getattr(self, "_settled", False):
+            if name == "num_labels":
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ValueError(f"RemBertConfig: num_labels must be a positive integer, got {value!r}")
+                if len(self.id2label) != value:
+                    object.__setattr__(self, "id2label", {i: f"LABEL_{i}" for i in range(value)})
+                    object.__setattr__(self, "label2id", {f"LABEL_{i}": i for i in range(value)})
+            elif name == "id2label" and value is not None:
+                value = {int(k): str(v) for k, v in dict(value).items()}
+                object.__setattr__(self, "num_labels", len(value))
+            elif name == "label2id" and value is not None:
+                value = {str(k): int(v) for k, v in dict(value).items()}
+        object.__setattr__(self, name, value)
 
     # -- labels ---------------------------------------------------------------------------------------------
 
@@ -177,8 +207,15 @@ class RemBertConfig:
         return dict(sorted(out.items()))
 
     @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The config's own fields (what keyword arguments may set)."""
+        return frozenset(f.name for f in fields(cls)) - {"extra"}
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> RemBertConfig:
-        """Build from a config.json dict; keys this class does not know are kept in `extra`."""
+        """Build from a config.json dict; keys this class does not know are kept in `extra`. `overrides` must be
+        fields of the config (a TypeError names any that is not)."""
+        check_field_names(overrides, "RemBertConfig.from_dict()")
         if not isinstance(data, Mapping):
             raise ValueError(f"RemBertConfig: expected a JSON object, got {type(data).__name__}")
         model_type = data.get("model_type", MODEL_TYPE)
@@ -204,6 +241,7 @@ class RemBertConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> RemBertConfig:
+        check_field_names(overrides, "RemBertConfig.from_json_file()")
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -223,12 +261,20 @@ class RemBertConfig:
     # -- directories ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **overrides: Any) -> RemBertConfig:
-        """Read `directory/config.json` (or a config file given directly); keyword arguments override it."""
-        path = Path(directory)
-        if path.is_dir():
-            path = path / CONFIG_NAME
-        return cls.from_json_file(path, **overrides)
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *, return_unused_kwargs: bool = False, **kwargs: Any
+    ) -> RemBertConfig | tuple[RemBertConfig, dict[str, Any]]:
+        """Read the config.json of a model directory (or a config file given directly, or a Hugging Face Hub repo
+        id such as "google/rembert", with `revision=`, `cache_dir=`, `local_files_only=`, `token=`,
+        `subfolder=`). Other keyword arguments override config fields; one that is not a field is a TypeError,
+        or, with `return_unused_kwargs=True`, returned beside the config as Hugging Face does."""
+        options, overrides = hub.pop_hub_options(kwargs)
+        unused = {k: overrides.pop(k) for k in list(overrides) if k not in cls.field_names()}
+        if not return_unused_kwargs:
+            check_field_names(unused, "RemBertConfig.from_pretrained()")
+        path = config_file(pretrained_model_name_or_path, options)
+        config = cls.from_json_file(path, **overrides)
+        return (config, unused) if return_unused_kwargs else config
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
@@ -239,6 +285,53 @@ class RemBertConfig:
 
     def replace(self, **changes: Any) -> RemBertConfig:
         """A validated copy with some fields changed."""
+        check_field_names({k: v for k, v in changes.items() if k != "extra"}, "RemBertConfig.replace()")
         if "num_labels" in changes and "id2label" not in changes:
             changes = {"id2label": None, "label2id": None, **changes}
         return dataclasses.replace(self, **changes)
+
+
+def check_field_names(names: Iterable[str], where: str, also: Iterable[str] = ()) -> None:
+    """Keyword arguments meant for config fields: a TypeError naming those that are not (with a likely spelling),
+    for `where` (e.g. "RemBertForMaskedLM.from_pretrained()"), which also takes the arguments `also`."""
+    known = RemBertConfig.field_names() | set(also)
+    unknown = sorted(set(names) - known)
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    plural = "s" if len(unknown) > 1 else ""
+    raise TypeError(
+        f"{where} got unexpected keyword argument{plural} {', '.join(hints)}: neither a RemBertConfig field nor "
+        "one of its own arguments"
+    )
+
+
+def config_file(pretrained_model_name_or_path: str | os.PathLike, options: hub.HubOptions) -> Path:
+    """The config.json a `from_pretrained` argument names: in a local directory (or the file itself), or fetched
+    from a Hub repo."""
+    path = hub.local_path(pretrained_model_name_or_path, options)
+    if path is None:
+        return hub.hub_file(str(pretrained_model_name_or_path), CONFIG_NAME, options)
+    return path / CONFIG_NAME if path.is_dir() else path
+
+
+def as_rembert_config(config: Any, who: str) -> RemBertConfig:
+    """`config` as a RemBertConfig: ours as it is; another library's RemBERT config (such as a
+    `transformers.RemBertConfig`, recognised by its `to_dict()` and `model_type`) converted; else a TypeError
+    saying what `who` expected."""
+    if isinstance(config, RemBertConfig):
+        return config
+    # Hugging Face's to_diff_dict leaves out what equals its defaults (which are ours), keeping config.json lean.
+    to_dict = getattr(config, "to_diff_dict", None) or getattr(config, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        if isinstance(data, Mapping) and data.get("model_type") == MODEL_TYPE:
+            return RemBertConfig.from_dict(data)
+    kind = f"{type(config).__module__}.{type(config).__qualname__}"
+    raise TypeError(
+        f"{who} needs a rembert_spec.RemBertConfig (or a config with to_dict() of model_type 'rembert', such as "
+        f"transformers.RemBertConfig), got {kind}"
+    )

@@ -16,6 +16,18 @@ from .config import RemBertConfig
 
 IGNORE_INDEX = -100
 
+# The arguments of each head's forward / call that hold its labels, in order (what a Keras `y` and Hugging Face's
+# Trainer `label_names` are). The backbone has none.
+LABEL_NAMES: dict[str, tuple[str, ...]] = {
+    "base": (),
+    "masked_lm": ("labels",),
+    "causal_lm": ("labels",),
+    "sequence_classification": ("labels",),
+    "multiple_choice": ("labels",),
+    "token_classification": ("labels",),
+    "question_answering": ("start_positions", "end_positions"),
+}
+
 Dim = Any  # a size: an int where it is known when the check runs, else the framework's scalar tensor
 
 
@@ -33,6 +45,18 @@ def check_main_input(has_input_ids: bool, has_inputs_embeds: bool) -> None:
 def check_rank(name: str, shape: Sequence[int], ranks: Sequence[int], meaning: str) -> None:
     if len(shape) not in ranks:
         raise InputError(f"{name} must be {meaning}, got shape {tuple(shape)}")
+
+
+# Ids that index an embedding table: 8- and 16-bit integers cannot hold RemBERT's 250,300 ids, so a narrower dtype
+# means ids were truncated on the way (and neither framework's lookup takes them).
+INDEX_DTYPES = ("int32", "int64")
+
+
+def check_index_dtype(name: str, dtype_name: str) -> None:
+    if dtype_name not in INDEX_DTYPES:
+        raise InputError(
+            f"{name} must be int32 or int64, got {dtype_name}: narrower integers cannot hold every token id"
+        )
 
 
 def check_dtype_kind(name: str, kind: str, allowed: str, meaning: str) -> None:
@@ -176,6 +200,13 @@ class TensorFacts:
         """`x`'s dtype as a numpy-style kind: b (bool), i (integer), f (float), c (complex), O (other)."""
         raise NotImplementedError
 
+    def dtype_name(self, x: Any) -> str:
+        """`x`'s dtype as numpy names it: "int32", "float32"..."""
+        raise NotImplementedError
+
+    def check_tensor(self, name: str, x: Any) -> None:
+        """`x` is a tensor of this framework (TensorFlow converts arrays and lists before the checks run)."""
+
     def check_id_range(self, name: str, ids: Any, limit: int, limit_name: str, allow_ignore: bool) -> None:
         """Integer `ids` lie in [0, limit) (or are -100 where `allow_ignore`); see `check_range`."""
         raise NotImplementedError
@@ -205,10 +236,18 @@ def check_ids(facts: TensorFacts, name: str, ids: Any, limit: int, limit_name: s
     facts.check_id_range(name, ids, limit, limit_name, allow_ignore)
 
 
+def check_lookup_ids(facts: TensorFacts, name: str, ids: Any, limit: int, limit_name: str) -> None:
+    """Ids that index an embedding table: int32 or int64, in [0, limit)."""
+    check_dtype_kind(name, facts.kind(ids), "i", "integer ids")
+    check_index_dtype(name, facts.dtype_name(ids))
+    facts.check_id_range(name, ids, limit, limit_name, False)
+
+
 def check_labels(
     facts: TensorFacts, name: str, labels: Any, expected: Sequence[Dim], limit: int, limit_name: str
 ) -> None:
     """Class labels: the `expected` shape (a trailing axis of 1 is accepted too), integers in [0, limit) or -100."""
+    facts.check_tensor(name, labels)
     shape = facts.dims(labels)
     if len(shape) == len(expected) + 1 and _is(shape[-1], 1):
         shape = shape[:-1]
@@ -220,9 +259,11 @@ def check_multiple_choice_inputs(facts: TensorFacts, input_ids: Any, inputs_embe
     """A multiple-choice head's main input is [batch, num_choices, length(, width)]; returns (batch, num_choices)."""
     check_main_input(input_ids is not None, inputs_embeds is not None)
     if input_ids is not None:
+        facts.check_tensor("input_ids", input_ids)
         shape = facts.dims(input_ids)
         check_rank("input_ids", shown(shape), (3,), "[batch, num_choices, length]")
     else:
+        facts.check_tensor("inputs_embeds", inputs_embeds)
         shape = facts.dims(inputs_embeds)
         check_rank("inputs_embeds", shown(shape), (4,), "[batch, num_choices, length, input_embedding_size]")
     return shape[0], shape[1]
@@ -246,11 +287,22 @@ def check_forward_inputs(
     `facts` answers for that framework.
     """
     check_main_input(input_ids is not None, inputs_embeds is not None)
+    for name, value in (
+        ("input_ids", input_ids),
+        ("attention_mask", attention_mask),
+        ("token_type_ids", token_type_ids),
+        ("position_ids", position_ids),
+        ("inputs_embeds", inputs_embeds),
+        ("encoder_hidden_states", encoder_hidden_states),
+        ("encoder_attention_mask", encoder_attention_mask),
+    ):
+        if value is not None:
+            facts.check_tensor(name, value)
     if input_ids is not None:
         shape = facts.dims(input_ids)
         check_rank("input_ids", shown(shape), (2,), "[batch, length]")
         facts.check_not_empty("input_ids", input_ids)
-        check_ids(facts, "input_ids", input_ids, config.vocab_size, "vocab_size")
+        check_lookup_ids(facts, "input_ids", input_ids, config.vocab_size, "vocab_size")
         batch, length = shape
     else:
         shape = facts.dims(inputs_embeds)
@@ -267,13 +319,13 @@ def check_forward_inputs(
 
     if token_type_ids is not None:
         facts.check_shape("token_type_ids", facts.dims(token_type_ids), (batch, length), "input_ids")
-        check_ids(facts, "token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+        check_lookup_ids(facts, "token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
     if position_ids is not None:
         shape = facts.dims(position_ids)
         # One row of positions may serve the whole batch: [1, length].
         one_row = len(shape) == 2 and _is(shape[0], 1) and not _differ(shape[1], length)
         facts.check_shape("position_ids", shape, (1, length) if one_row else (batch, length), "input_ids")
-        check_ids(facts, "position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+        check_lookup_ids(facts, "position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
     if attention_mask is not None:
         check_dtype_kind("attention_mask", facts.kind(attention_mask), "bif", "0/1 values")
         shape = facts.dims(attention_mask)

@@ -8,7 +8,7 @@ passes through Keras and tf.nest unchanged.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -125,6 +125,18 @@ OUTPUT_FOR_HEAD: dict[str, type[ModelOutput]] = {
     "question_answering": QuestionAnsweringModelOutput,
 }
 
+# The fields of each head's output that are its predictions, in order: what Keras' `predict` returns and what a
+# loss or metrics given to Keras' `compile` are computed on.
+PREDICTIONS: dict[str, tuple[str, ...]] = {
+    "base": ("last_hidden_state", "pooler_output"),
+    "masked_lm": ("logits",),
+    "causal_lm": ("logits",),
+    "sequence_classification": ("logits",),
+    "multiple_choice": ("logits",),
+    "token_classification": ("logits",),
+    "question_answering": ("start_logits", "end_logits"),
+}
+
 
 def returned(outputs: ModelOutput, return_dict: bool | None, return_dict_default: bool) -> ModelOutput | tuple:
     """What forward / call returns: the record, or with `return_dict=False` (default: the config's) its tuple."""
@@ -133,40 +145,62 @@ def returned(outputs: ModelOutput, return_dict: bool | None, return_dict_default
 
 class EncoderRecord:
     """What an encoder collects layer by layer for its output, as asked: hidden states (starting with the layers'
-    input), self- and cross-attention probabilities, each layer's new key/value cache."""
+    input), self- and cross-attention probabilities, each layer's new key/value cache.
+
+    With `packing` (the backend's `Packing`: `pack` [batch, length, ...] -> [n_real, ...], `pad` back with zeros),
+    hidden states travel packed and come out padded. A recorded hidden state is then padded once and the next
+    layer reads its real rows back from that padded tensor, so that every tensor in `hidden_states` lies on the
+    path to the outputs, as in a model without packing: autograd (`retain_grad`) and `GradientTape` see its
+    gradient.
+    """
 
     def __init__(
         self,
-        first_hidden_states: Any,
         output_hidden_states: bool,
         output_attentions: bool,
         cross_attention: bool,
         use_cache: bool,
+        packing: Any = None,
     ):
-        self.hidden_states = [first_hidden_states] if output_hidden_states else None
+        self.hidden_states: list | None = [] if output_hidden_states else None
         self.attentions = [] if output_attentions else None
         self.cross_attentions = [] if output_attentions and cross_attention else None
         self.presents = [] if use_cache else None
+        self.packing = packing
 
-    def add(self, hidden_states: Any, probs: Any, cross_probs: Any, present: Any) -> None:
-        """One layer's outputs."""
+    def _follow(self, hidden_states: Any) -> Any:
+        """Record a hidden state (if asked); return what the next layer reads."""
+        if self.hidden_states is None:
+            return hidden_states
+        if self.packing is None:
+            self.hidden_states.append(hidden_states)
+            return hidden_states
+        padded = self.packing.pad(hidden_states)
+        self.hidden_states.append(padded)
+        return self.packing.pack(padded)
+
+    def start(self, first_hidden_states: Any) -> Any:
+        """The layers' input; returns what the first layer reads."""
+        return self._follow(first_hidden_states)
+
+    def add(self, hidden_states: Any, probs: Any, cross_probs: Any, present: Any) -> Any:
+        """One layer's outputs; returns what the next layer reads."""
         for collected, value in (
-            (self.hidden_states, hidden_states),
             (self.attentions, probs),
             (self.cross_attentions, cross_probs),
             (self.presents, present),
         ):
             if collected is not None:
                 collected.append(value)
+        return self._follow(hidden_states)
 
-    def output(
-        self, last_hidden_state: Any, unpack: Callable[[Any], Any] | None = None
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
-        """The encoder's record; `unpack` (if any) turns every hidden state back to [batch, length, hidden]."""
-        hidden_states = self.hidden_states
-        if unpack is not None:
-            last_hidden_state = unpack(last_hidden_state)
-            hidden_states = [unpack(h) for h in hidden_states] if hidden_states else None
+    def output(self, last_hidden_state: Any) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """The encoder's record, every hidden state [batch, length, hidden]; `last_hidden_state` is the last
+        layer's output (as returned by `add`), which is also the last of `hidden_states`."""
+        if self.hidden_states:
+            last_hidden_state = self.hidden_states[-1]
+        elif self.packing is not None:
+            last_hidden_state = self.packing.pad(last_hidden_state)
 
         def as_tuple(collected: list | None) -> tuple | None:
             return tuple(collected) if collected is not None else None
@@ -174,7 +208,7 @@ class EncoderRecord:
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=last_hidden_state,
             past_key_values=as_tuple(self.presents),
-            hidden_states=as_tuple(hidden_states),
+            hidden_states=as_tuple(self.hidden_states),
             attentions=as_tuple(self.attentions),
             cross_attentions=as_tuple(self.cross_attentions),
         )

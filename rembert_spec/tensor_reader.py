@@ -122,10 +122,16 @@ def _read_index(path: Path) -> dict[str, str]:
 
 
 def _shard_path(index_path: Path, directory: Path, filename: str) -> Path:
-    """A shard must be a plain file directly inside the model directory: no paths, no links out of it."""
+    """A shard must be a file directly inside the model directory: no paths, no links out of it. The one link
+    allowed leads where the index's own link leads: a Hugging Face Hub cache snapshot links every file of a repo
+    to the repo's blobs."""
     if not filename or filename != Path(filename).name or filename in (".", "..") or "\\" in filename:
         raise CheckpointError(f"{index_path}: refused shard file name {filename!r}: it leaves the model directory")
     path = directory / filename
-    if path.is_symlink() or (path.exists() and path.resolve().parent != directory.resolve()):
-        raise CheckpointError(f"{index_path}: refused shard {filename!r}: it is a link")
+    if path.is_symlink() or path.exists():
+        allowed = {directory.resolve()}
+        if index_path.is_symlink():
+            allowed.add(index_path.resolve().parent)
+        if path.resolve().parent not in allowed or (path.is_symlink() and not index_path.is_symlink()):
+            raise CheckpointError(f"{index_path}: refused shard {filename!r}: it is a link")
     return path

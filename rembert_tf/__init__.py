@@ -15,6 +15,7 @@ from .modeling import (
     TFRemBertForTokenClassification,
     TFRemBertModel,
 )
+from .pipeline import pipeline
 from .pretrained import TFRemBertPreTrainedModel
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "TFRemBertForTokenClassification",
     "TFRemBertModel",
     "TFRemBertPreTrainedModel",
+    "pipeline",
 ]

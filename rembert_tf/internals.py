@@ -20,8 +20,9 @@ computes the same numbers.
   Off: no default signature (pass `signatures=model.serving_function()`).
 - `error_context` (`_keras_call_info_injected` on `InputError`): errors read as in PyTorch. Off: Keras appends
   every argument's value to the message.
-- `keras_tree` (optree's "keras" namespace): `predict` and compiled metrics see inside output records. Off:
-  records are single leaves to Keras.
+- `keras_tree` (optree's "keras" namespace): output records reach Keras as their tensors, so a functional model
+  reads the backbone's outputs by name. Off: records are single leaves to Keras (a functional model then calls
+  the backbone with `return_dict=False`).
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def default_save_signature(serving_function: Callable[[], Any], keras_default: C
 
 def _register_output_records() -> None:
     """optree sees an unregistered dict subclass as a single leaf; registered in the namespace Keras' tree
-    utilities use, `predict` and compiled metrics reach the tensors inside. (tf.function rebuilds a returned
-    record from its (field, value) pairs, which records accept.)"""
+    utilities use, Keras reaches the tensors inside (the backbone called on `keras.Input`s in a functional
+    model). (tf.function rebuilds a returned record from its (field, value) pairs, which records accept.)"""
     try:
         import optree
     except ImportError:  # Keras then uses dm-tree, which walks dict subclasses as dicts already

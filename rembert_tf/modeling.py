@@ -26,10 +26,12 @@ from rembert_spec.outputs import (
     returned,
 )
 
+from .call_inputs import unpack_inputs
 from .generation import TFGenerationMixin
 from .internals import in_xla
+from .keras_model import serializable
 from .layers import Dense, Dropout, Embedding, Layer, LayerNorm
-from .pretrained import TFRemBertPreTrainedModel, sublayer, unpack_inputs
+from .pretrained import TFRemBertPreTrainedModel, sublayer
 from .validation import GraphFacts, check_labels, check_regression_labels, check_shape, dims
 
 LayerCache = tuple[tf.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
@@ -158,7 +160,7 @@ class TFRemBertSelfAttention(Layer):
             scores = scores + attention_mask
         probs = tf.nn.softmax(scores, axis=-1)
         if packing is not None:
-            probs = probs * packing.real[:, None, :, None]  # padding rows attend nowhere
+            probs = probs * tf.expand_dims(tf.expand_dims(packing.real, 1), 3)  # padding rows attend nowhere
         context = tf.matmul(self.dropout(probs, training=training), value)
         context = tf.transpose(context, [0, 2, 1, 3])  # [batch, length, heads, head_size]
         if packing is not None:
@@ -291,10 +293,10 @@ class TFRemBertEncoder(Layer):
         """With `packing`, hidden states travel as [n_real, hidden] and come back padded with zeros."""
         if packing is not None:
             embeddings = packing.pack(embeddings)
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)
         record = EncoderRecord(
-            hidden_states, output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache
+            output_hidden_states, output_attentions, encoder_hidden_states is not None, use_cache, packing
         )
+        hidden_states = record.start(self.embedding_hidden_mapping_in(embeddings))
         recompute = self.gradient_checkpointing and training and not output_attentions and not use_cache
         for i, layer in enumerate(self.layer):
             past = past_key_values[i] if past_key_values is not None else None
@@ -309,8 +311,8 @@ class TFRemBertEncoder(Layer):
                 )
             else:
                 hidden_states, probs, cross_probs, present = layer(hidden_states, *args, **flags, training=training)
-            record.add(hidden_states, probs, cross_probs, present)
-        return record.output(hidden_states, packing.pad if packing is not None else None)
+            hidden_states = record.add(hidden_states, probs, cross_probs, present)
+        return record.output(hidden_states)
 
 
 def _recomputed(layer: TFRemBertLayer, hidden_states: tf.Tensor, args: tuple, flags: dict) -> tf.Tensor:
@@ -332,6 +334,12 @@ class TFRemBertPooler(Layer):
         return tf.tanh(self.dense(hidden_states[:, 0]))
 
 
+def _heads_and_queries_axes(mask: tf.Tensor) -> tf.Tensor:
+    """[batch, keys] -> [batch, 1, 1, keys]. (expand_dims rather than `mask[:, None, None, :]`: TFLite's builtin
+    strided slice cannot insert axes, so the indexing form would block conversion with builtin ops only.)"""
+    return tf.expand_dims(tf.expand_dims(mask, 1), 1)
+
+
 def _additive_mask(mask: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """1 = attend, 0 = masked  ->  0 / a large negative number added to attention scores."""
     return (1.0 - tf.cast(mask, dtype)) * tf.constant(rules.mask_value(dtype.name), dtype)
@@ -342,15 +350,16 @@ def self_attention_mask(
 ) -> tf.Tensor:
     """[batch, 1, length or 1, past_length + length] additive mask; decoders also hide later positions."""
     if attention_mask.shape.rank == 3:
-        return _additive_mask(attention_mask[:, None, :, :], dtype)
-    mask = tf.cast(attention_mask[:, None, None, :], dtype)
+        return _additive_mask(tf.expand_dims(attention_mask, 1), dtype)
+    mask = tf.cast(_heads_and_queries_axes(attention_mask), dtype)
     if causal:
         positions = tf.range(past_length + length)
         visible = positions[None, :] <= positions[past_length:, None]
-        mask = mask * tf.cast(visible, dtype)[None, None]
+        mask = mask * tf.expand_dims(tf.expand_dims(tf.cast(visible, dtype), 0), 0)
     return _additive_mask(mask, dtype)
 
 
+@serializable
 class TFRemBertModel(TFRemBertPreTrainedModel):
     """The RemBERT backbone: embeddings, projection to hidden_size, post-LN transformer layers, optional pooler.
 
@@ -390,9 +399,13 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         unpad: bool | None = None,
         training: bool = False,
+        *,
+        _read_positions: tf.Tensor | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """`unpad` (default config.unpad) gives padding positions zero hidden states, as PyTorch does when it
-        skips their work (here they are computed, then zeroed: XLA needs static shapes)."""
+        skips their work (under XLA they are computed, then zeroed: XLA needs static shapes). Padding positions
+        whose outputs are read are computed as Hugging Face computes them: the pooled first position, and
+        `_read_positions` (a head's labelled positions, [batch, length] bool)."""
         config = self.config
         unpad, output_attentions, output_hidden_states, use_cache = rules.forward_flags(
             config, unpad, output_attentions, output_hidden_states, use_cache
@@ -427,12 +440,20 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         if encoder_hidden_states is not None:
             encoder_hidden_states = tf.cast(encoder_hidden_states, dtype)
             if encoder_attention_mask is not None:
-                encoder_mask = _additive_mask(encoder_attention_mask[:, None, None, :], dtype)
+                encoder_mask = _additive_mask(_heads_and_queries_axes(encoder_attention_mask), dtype)
 
         packing = None
-        if unpad and attention_mask is not None and attention_mask.shape.rank == 2 and past_key_values is None:
-            # A cache made here holds zeros for padding keys and values; the mask hides them in later steps.
-            packing = (StaticPacking if in_xla() else Packing)(attention_mask, dtype)
+        if unpad and attention_mask is not None and attention_mask.shape.rank == 2:
+            # The positions computed now: all of them, or those after the cache. Their padding gets zeros, as in
+            # the full forward (the cache then holds zeros there, which the mask hides later), except where an
+            # output is read.
+            current = attention_mask[:, past_length:] if past_key_values is not None else attention_mask
+            computed = tf.not_equal(current, tf.zeros_like(current))
+            if _read_positions is not None:
+                computed = tf.logical_or(computed, _read_positions)
+            if self.pooler is not None and past_key_values is None:
+                computed = tf.concat([tf.ones_like(computed[:, :1]), computed[:, 1:]], axis=1)
+            packing = (StaticPacking if in_xla() else Packing)(computed, dtype)
 
         with tf.control_dependencies(facts.checks):  # in a graph, refuse bad ids before looking them up
             embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, training=training)
@@ -494,23 +515,37 @@ class TFRemBertOnlyMLMHead(Layer):
         return self.predictions(sequence_output)
 
 
+def _labelled(labels: tf.Tensor | None, attention_mask: tf.Tensor | None, shift: bool) -> tf.Tensor | None:
+    """The positions whose outputs a token-level loss reads ([batch, length] bool; with `shift`, position t is read
+    for label t+1), for the backbone to compute even where attention_mask marks padding, as Hugging Face does.
+    None when there is nothing to add (labels of another shape are refused later, by the label check)."""
+    if labels is None or attention_mask is None or labels.shape.rank != 2 or attention_mask.shape.rank != 2:
+        return None
+    if not labels.shape.is_compatible_with(attention_mask.shape):
+        return None
+    counted = tf.not_equal(labels, tf.constant(rules.IGNORE_INDEX, labels.dtype))
+    if shift:
+        counted = tf.concat([counted[:, 1:], tf.zeros_like(counted[:, :1])], axis=1)
+    return counted
+
+
 def _lm_loss_and_logits(
     head: TFRemBertOnlyMLMHead,
     hidden_states: tf.Tensor,
     labels: tf.Tensor,
     shift: bool,
-    return_all_logits: bool,
+    sparse_prediction: bool,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Cross-entropy over the positions whose label is not -100, running the vocabulary-wide head only there.
+    """Cross-entropy over the positions whose label is not -100, and the logits.
 
-    With `shift` (causal LM), position t predicts label t+1. Returns (loss, logits): logits of the counted
-    positions only, [n_counted, vocab], unless `return_all_logits`, in which case the head runs everywhere
-    and logits keep [batch, length, vocab]. XLA cannot compile a data-dependent shape, so there the head always
-    runs everywhere (same loss, all logits).
+    With `shift` (causal LM), position t predicts label t+1. The logits are [batch, length, vocab], as Hugging
+    Face returns them; with `sparse_prediction` (config.sparse_prediction) the vocabulary-wide head runs only at
+    the counted positions and the logits are theirs, [n_counted, vocab]. XLA cannot compile a data-dependent
+    shape, so there the head always runs everywhere (same loss, all logits).
     """
     if shift:
         labels = labels[:, 1:]
-    if return_all_logits or in_xla():
+    if not sparse_prediction or in_xla():
         logits = head(hidden_states)
         predicting = logits[:, :-1] if shift else logits
         return _cross_entropy(predicting, labels), logits
@@ -519,13 +554,15 @@ def _lm_loss_and_logits(
     return _cross_entropy(logits, tf.boolean_mask(labels, counted)), logits
 
 
+@serializable
 class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
     """RemBERT with its pretraining head: masked-token prediction over the vocabulary.
 
-    With `labels`, the loss is cross-entropy over positions whose label is not -100, and the vocabulary head
-    runs only at those positions: `logits` is then [n_labelled, vocab_size] (the rows of the full logits where
-    labels != -100). Pass `return_all_logits=True` for the full [batch, length, vocab_size] logits (always the
-    case under XLA, which cannot compile a data-dependent shape).
+    With `labels`, the loss is cross-entropy over positions whose label is not -100; `logits` is
+    [batch, length, vocab_size] as in Hugging Face, eager or compiled. With `config.sparse_prediction` (an opt-in
+    for training), the vocabulary head runs only at labelled positions and `logits` is [n_labelled, vocab_size]
+    (the rows of the full logits where labels != -100), except under XLA, which cannot compile a data-dependent
+    shape and returns the full logits.
 
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
     >>> model({"input_ids": ids, "labels": labels}).loss  # doctest: +SKIP
@@ -555,7 +592,6 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        return_all_logits: bool = False,
         training: bool = False,
     ) -> MaskedLMOutput | tuple:
         outputs = self.rembert(
@@ -571,6 +607,7 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -579,20 +616,23 @@ class TFRemBertForMaskedLM(TFRemBertPreTrainedModel):
         else:
             checks = check_labels("labels", labels, dims(sequence_output)[:2], self.config.vocab_size, "vocab_size")
             with tf.control_dependencies(checks):
-                loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, False, return_all_logits)
+                loss, logits = _lm_loss_and_logits(
+                    self.cls, sequence_output, labels, False, self.config.sparse_prediction
+                )
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
     """RemBERT as a left-to-right language model (build the config with is_decoder=True).
 
-    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100. As in
-    TFRemBertForMaskedLM, with labels the head runs only where a label counts and `logits` is
-    [n_counted, vocab_size] unless `return_all_logits=True`. Without labels, `logits_to_keep=k` keeps only the
-    last k positions' logits (0 keeps all), which is what decoding needs.
+    The loss predicts token t+1 from positions <= t (labels are shifted inside), ignoring -100; `logits` is
+    [batch, length, vocab_size], or with `config.sparse_prediction` (as in TFRemBertForMaskedLM) only the counted
+    positions' rows. Without labels, `logits_to_keep=k` keeps only the last k positions' logits (0 keeps all),
+    which is what decoding needs.
 
     >>> out = model(input_ids=prompt, use_cache=True)  # doctest: +SKIP
     >>> out = model(input_ids=next_ids, past_key_values=out.past_key_values, logits_to_keep=1)  # doctest: +SKIP
@@ -625,7 +665,6 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
-        return_all_logits: bool = False,
         training: bool = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         outputs = self.rembert(
@@ -642,6 +681,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=True),
         )
         sequence_output = outputs.last_hidden_state
         loss = None
@@ -650,7 +690,9 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         else:
             checks = check_labels("labels", labels, dims(sequence_output)[:2], self.config.vocab_size, "vocab_size")
             with tf.control_dependencies(checks):
-                loss, logits = _lm_loss_and_logits(self.cls, sequence_output, labels, True, return_all_logits)
+                loss, logits = _lm_loss_and_logits(
+                    self.cls, sequence_output, labels, True, self.config.sparse_prediction
+                )
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,
@@ -662,6 +704,7 @@ class TFRemBertForCausalLM(TFGenerationMixin, TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
     """A linear classifier on the pooled [CLS] output. The loss follows config.problem_type: regression (MSE),
     single-label (cross-entropy) or multi-label (binary cross-entropy with logits); when unset it is inferred
@@ -730,6 +773,7 @@ def sequence_classification_loss(config: RemBertConfig, logits: tf.Tensor, label
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+@serializable
 class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
     """Scores each of num_choices candidates ([batch, num_choices, length] inputs) with one logit each."""
 
@@ -783,6 +827,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
     """A linear classifier on every token; labels of -100 are ignored by the loss."""
 
@@ -821,6 +866,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             training=training,
+            _read_positions=_labelled(labels, attention_mask, shift=False),
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state, training=training))
         loss = None
@@ -834,6 +880,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         return returned(out, return_dict, self.config.return_dict)
 
 
+@serializable
 class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
     """Start and end logits for extractive QA. The loss averages start and end cross-entropy; positions
     outside the sequence are clamped to its length and ignored. As in Hugging Face, the loss softmaxes over every

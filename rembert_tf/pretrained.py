@@ -1,12 +1,10 @@
-"""What every TensorFlow RemBERT model shares: building, initialising, loading and saving through the weight spec,
-and the hooks that let Keras' compile / fit / evaluate / predict use the model's own loss and outputs."""
+"""What every TensorFlow RemBERT model shares: building, initialising, loading and saving through the weight spec.
+(What Keras users do with a model, fit / predict / .keras files / export, is rembert_tf.keras_model.)"""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,12 @@ import tensorflow as tf
 
 from rembert_spec import RemBertConfig
 from rembert_spec.checkpoint import SAFETENSORS, TF_H5
-from rembert_spec.inputs import InputError
 from rembert_spec.pretrained import (
+    LoadRequest,
     RemBertModelMixin,
+    checkpoint_dtype,
     fresh_entries,
+    push_saved_directory,
     read_checkpoint,
     resolve_load,
     save_model_directory,
@@ -27,21 +27,8 @@ from rembert_spec.pretrained import (
 from rembert_spec.weights import WeightEntry
 
 from . import internals
+from .keras_model import KerasModel
 from .layers import Embedding, named_variables, replace_variable
-
-# Arguments of `call` that are not tensors: they stay Python values (they shape the graph).
-_FLAGS = frozenset(
-    {
-        "use_cache",
-        "output_attentions",
-        "output_hidden_states",
-        "return_dict",
-        "training",
-        "logits_to_keep",
-        "return_all_logits",
-        "unpad",
-    }
-)
 
 
 def sublayer(parent: keras.layers.Layer, name: str) -> dict[str, Any]:
@@ -50,46 +37,9 @@ def sublayer(parent: keras.layers.Layer, name: str) -> dict[str, Any]:
     return {"name": name, "dtype": parent.dtype_policy}
 
 
-def _to_tensor(value: Any) -> Any:
-    if value is None or isinstance(value, (tf.Tensor, tf.Variable)):
-        return value
-    return tf.convert_to_tensor(value)
-
-
-def unpack_inputs(call: Callable) -> Callable:
-    """Let `call` take its inputs as a dict in the first argument (Keras' convention, what `fit` passes), and
-    turn numpy arrays and lists into tensors.
-
-    >>> model({"input_ids": ids, "attention_mask": mask, "labels": labels})  # doctest: +SKIP
-    """
-    signature = inspect.signature(call)
-    names = list(signature.parameters)[1:]
-
-    @functools.wraps(call)
-    def wrapper(self, *args: Any, **kwargs: Any):
-        if args and isinstance(args[0], Mapping):
-            if len(args) > 1:
-                raise TypeError(f"{type(self).__name__}: with a dict of inputs, pass other arguments by name")
-            for key in args[0]:
-                if key not in names:
-                    raise InputError(f"{type(self).__name__} takes no input named {key!r}; it takes {', '.join(names)}")
-                if key in kwargs:
-                    raise InputError(f"{key} is given both in the dict of inputs and as an argument")
-            args, kwargs = (), {**args[0], **kwargs}
-        bound = signature.bind(self, *args, **kwargs)
-        for name, value in list(bound.arguments.items())[1:]:
-            if name == "past_key_values" and value is not None:
-                bound.arguments[name] = tuple(tuple(_to_tensor(t) for t in layer) for layer in value)
-            elif name not in _FLAGS:
-                bound.arguments[name] = _to_tensor(value)
-        return call(*bound.args, **bound.kwargs)
-
-    return wrapper
-
-
-class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
-    """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained,
-    and Keras training with the model's own loss (`compile(optimizer=...)` without a loss, labels in the inputs).
+class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
+    """Base of every RemBERT Keras model: config handling, spec-driven init, from_pretrained / save_pretrained;
+    Keras' fit / evaluate / predict, .keras files and export come from `KerasModel` (rembert_tf.keras_model).
 
     >>> from rembert_tf import TFRemBertForMaskedLM
     >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/model")  # doctest: +SKIP
@@ -102,13 +52,11 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         checks and initialises every variable once, its backbone's included. `_loading` is passed by
         from_pretrained: the variables are about to be filled from the checkpoint, so they are not drawn first.
         Other keyword arguments are Keras' (name, dtype)."""
-        if not isinstance(config, RemBertConfig):
-            raise TypeError(f"{type(self).__name__} needs a RemBertConfig, got {type(config).__name__}")
         super().__init__(**kwargs)
         self.config = config
         self._backbone_of_head = _backbone_of_head
         self._loading = _loading
-        internals.skip_input_conversion(self)  # `call` converts its own inputs (see unpack_inputs)
+        internals.skip_input_conversion(self)  # `call` converts its own inputs (call_inputs.unpack_inputs)
 
     # -- the spec ------------------------------------------------------------------------------------------
 
@@ -122,6 +70,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
         self.built = True  # every variable exists already; Keras must not try to build the model symbolically
         if self._backbone_of_head:
             return  # a head's backbone: the head checks and initialises everything once
+        self._warn_about_decoder_setting()
         entries = self.weight_spec()
         self._check_against_spec({key: tuple(v.shape) for key, v in self.named_variables()}, entries, tf=True)
         if not self._loading:
@@ -150,31 +99,37 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         *,
         config: RemBertConfig | None = None,
-        dtype: str | keras.DTypePolicy | None = None,
+        dtype: str | keras.DTypePolicy | tf.DType | None = None,
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
         add_pooling_layer: bool | None = None,
-        **config_overrides: Any,
+        use_safetensors: bool | None = None,
+        **kwargs: Any,
     ):
-        """Load a model directory: config.json plus tf_model.h5 (ours or Hugging Face's), model.safetensors (or
-        shards) or pytorch_model.bin, written for any head. Weights the checkpoint lacks are initialised and
-        reported.
+        """Load a model directory (config.json plus tf_model.h5, ours or Hugging Face's, model.safetensors or shards,
+        or pytorch_model.bin, written for any head) or a Hugging Face Hub repo ("google/rembert"; `revision=`,
+        `cache_dir=`, `local_files_only=`, `token=`, `subfolder=`). Weights the checkpoint lacks are initialised
+        and reported.
 
-        `add_pooling_layer` (TFRemBertModel only) builds the backbone with or without its pooler.
         `dtype` is a Keras dtype or policy ("float32", "bfloat16", "mixed_float16"...; default: Keras' global
-        policy). `config_overrides` change config fields (e.g. num_labels=5, is_decoder=True).
+        policy) or "auto" (the checkpoint's). Other keyword arguments override config fields (num_labels=5,
+        is_decoder=True); an unknown one is a TypeError. `add_pooling_layer` (TFRemBertModel only) builds the
+        backbone with or without its pooler.
         """
         request = resolve_load(
-            pretrained_model_path,
+            pretrained_model_name_or_path,
             config,
-            config_overrides,
+            kwargs,
             head=cls.head,
             framework="tf",
             add_pooling_layer=add_pooling_layer,
+            use_safetensors=use_safetensors,
+            own_arguments=_FROM_PRETRAINED_ARGUMENTS,
         )
+        dtype = _load_dtype(dtype, request, cls.head)
         model_kwargs = request.model_kwargs if dtype is None else {**request.model_kwargs, "dtype": dtype}
         # Variables are declared without memory and each is created once, from its value, when the block ends:
         # read from the checkpoint, or zeros and then drawn as the spec says (rembert_tf.internals).
@@ -209,12 +164,19 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,
+        *,
         safe_serialization: bool = False,
         max_shard_size: int | str = "5GB",
-        **_: Any,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        create_pr: bool = False,
     ) -> list[Path]:
         """Write config.json and tf_model.h5 in Hugging Face's layout (or model.safetensors, sharded above
-        max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both."""
+        max_shard_size, with `safe_serialization=True`). Either framework's from_pretrained reads both.
+        `push_to_hub=True` then uploads the files to `repo_id` (default: the directory's name) with huggingface_hub."""
         variables = dict(self.named_variables())
         dtype = np.dtype(tf.as_dtype(self.dtype_policy.variable_dtype).as_numpy_dtype)
         if not safe_serialization and dtype.name == "bfloat16":
@@ -224,7 +186,7 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
             array = keras.ops.convert_to_numpy(variables[entry.pt_key])
             return array.T if entry.tf_transpose else array
 
-        return save_model_directory(
+        written = save_model_directory(
             save_directory,
             self.config,
             head=self.head,
@@ -235,6 +197,27 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
             dtype=dtype,
             max_shard_size=max_shard_size,
         )
+        if push_to_hub:
+            push_saved_directory(
+                save_directory,
+                written,
+                repo_id,
+                commit_message=commit_message,
+                private=private,
+                token=token,
+                create_pr=create_pr,
+            )
+        return written
+
+    # -- deployment ----------------------------------------------------------------------------------------
+
+    def to_onnx(self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False) -> Path:
+        """Export `serving_function()` as an ONNX model at `path` (tf2onnx; int32 inputs input_ids,
+        attention_mask, token_type_ids with dynamic batch and length). `int8=True` quantizes the encoder's Dense
+        kernels with ONNX Runtime. Needs `pip install "rembert[onnx]"`; see docs/deployment.md."""
+        from .onnx_export import OPSET, export_onnx
+
+        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8)
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
@@ -280,85 +263,35 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, keras.Model):
             )
         self._backbone().encoder.gradient_checkpointing = True
 
-    # -- Keras ---------------------------------------------------------------------------------------------
 
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> tf.Tensor:
-        """With no loss given to compile(), train on the model's own loss (labels go in the input dict)."""
-        if self.loss is not None:  # compile(loss=...)
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        if not isinstance(y_pred, Mapping) or "loss" not in y_pred:
-            raise InputError(
-                f"{type(self).__name__} computed no loss: put the labels in the dict of inputs (e.g. "
-                "{'input_ids': ..., 'labels': ...}) or give compile() a loss"
-            )
-        loss = tf.cast(y_pred["loss"], tf.float32)
-        for extra in self.losses:
-            loss = loss + tf.cast(tf.reduce_sum(extra), tf.float32)
-        # Under a distribution strategy each replica's gradients are summed, so each replica's loss counts
-        # 1 / replicas (what Keras does to the losses it computes itself).
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
+_FROM_PRETRAINED_ARGUMENTS = (
+    "config",
+    "dtype",
+    "output_loading_info",
+    "ignore_mismatched_sizes",
+    "add_pooling_layer",
+    "use_safetensors",
+)
 
-    def serving_function(self, jit_compile: bool = False) -> tf.types.experimental.PolymorphicFunction:
-        """A tf.function of (input_ids, attention_mask, token_type_ids) -> output tensors by name, for
-        `tf.saved_model.save(model, path, signatures={"serving_default": model.serving_function()})`.
-        Sizes are left unknown, so one trace serves every batch and length."""
-        rank = 3 if self.head == "multiple_choice" else 2
-        spec = tf.TensorSpec([None] * rank, tf.int32)
 
-        def serve(input_ids: tf.Tensor, attention_mask: tf.Tensor, token_type_ids: tf.Tensor) -> dict:
-            kwargs = {"use_cache": False} if self.head in ("base", "causal_lm") else {}
-            outputs = self(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                training=False,
-                return_dict=True,
-                **kwargs,
-            )
-            return {name: value for name, value in outputs.items() if isinstance(value, tf.Tensor)}
-
-        return tf.function(
-            serve,
-            input_signature=[
-                tf.TensorSpec.from_spec(spec, "input_ids"),
-                tf.TensorSpec.from_spec(spec, "attention_mask"),
-                tf.TensorSpec.from_spec(spec, "token_type_ids"),
-            ],
-            jit_compile=jit_compile,
+def _load_dtype(dtype: Any, request: LoadRequest, head: str) -> str | keras.DTypePolicy | None:
+    """A Keras dtype policy (or its name) to build the model with; "auto" is the checkpoint's dtype; None keeps
+    Keras' global policy. A dtype Keras cannot build floating-point variables with is a ValueError."""
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        name = checkpoint_dtype(request, head).name
+        return name if name in ("float16", "bfloat16", "float32", "float64") else None
+    if isinstance(dtype, tf.DType):
+        dtype = dtype.name
+    try:
+        policy = dtype if isinstance(dtype, keras.DTypePolicy) else keras.DTypePolicy(dtype)
+        floating = tf.as_dtype(policy.variable_dtype).is_floating and tf.as_dtype(policy.compute_dtype).is_floating
+    except (ValueError, TypeError):
+        floating = False
+    if not floating:
+        raise ValueError(
+            "dtype must be a Keras floating dtype or policy ('float32', 'bfloat16', 'float16', 'mixed_bfloat16', "
+            f"'mixed_float16', a keras.DTypePolicy) or 'auto', got {dtype!r}"
         )
-
-    def to_onnx(self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False) -> Path:
-        """Export `serving_function()` as an ONNX model at `path` (tf2onnx; int32 inputs input_ids,
-        attention_mask, token_type_ids with dynamic batch and length). `int8=True` quantizes the encoder's Dense
-        kernels with ONNX Runtime. Needs `pip install "rembert[onnx]"`; see docs/deployment.md."""
-        from .onnx_export import OPSET, export_onnx
-
-        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8)
-
-    @property
-    def _default_save_signature(self) -> tf.types.experimental.PolymorphicFunction | None:
-        """What `tf.saved_model.save(model, path)` exports as "serving_default" when given no signatures (Keras
-        would trace `call` with float inputs). A head's backbone exports nothing of its own. (A private Keras hook:
-        rembert_tf.internals, `save_signature`.)"""
-        if self._backbone_of_head:
-            return None
-        return internals.default_save_signature(
-            self.serving_function, lambda: super(TFRemBertPreTrainedModel, self)._default_save_signature
-        )
-
-    def get_config(self) -> dict[str, Any]:
-        """What Keras' `.keras` format stores to rebuild the model (name, dtype policy, the RemBERT config)."""
-        return {**keras.layers.Layer.get_config(self), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]):
-        config = dict(config)
-        return cls(RemBertConfig.from_dict(config.pop("config")), **config)
+    return dtype

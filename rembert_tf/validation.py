@@ -65,6 +65,9 @@ class GraphFacts(rules.TensorFacts):
     def kind(self, x: tf.Tensor) -> str:
         return tensor_kind(x)
 
+    def dtype_name(self, x: tf.Tensor) -> str:
+        return x.dtype.name
+
     def check_shape(self, name: str, shape: Sequence[Dim], expected: Sequence[Dim], against: str) -> None:
         shape, expected = tuple(shape), tuple(expected)
         if len(shape) != len(expected) or any(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rembert_spec import hub
 from rembert_tokenize import _batch
 from rembert_tokenize._added import SPECIAL_TOKEN_NAMES, AddedToken, AddedVocabulary, special_token
 from rembert_tokenize._batch import Assembly, BatchOptions, Segments
@@ -33,6 +34,8 @@ VOCAB_FILE = "sentencepiece.model"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+# What from_pretrained fetches from a Hugging Face Hub repo (each if the repo has it).
+TOKENIZER_FILES = (CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, TOKENIZER_FILE, VOCAB_FILE)
 
 # tokenizer_config.json keys that describe the file rather than the tokenizer.
 _IGNORED_CONFIG_KEYS = {
@@ -738,6 +741,16 @@ class RemBertTokenizerBase:
         return data
 
     @classmethod
+    def _directory(cls, pretrained_model_name_or_path: str | os.PathLike, kwargs: dict[str, Any]) -> Path:
+        """The local directory `from_pretrained` reads: the one given (with `subfolder=`), or the snapshot of a
+        Hugging Face Hub repo id fetched through huggingface_hub (`revision=`, `cache_dir=`, `local_files_only=`,
+        `token=`). Removes those options from `kwargs`."""
+        options, rest = hub.pop_hub_options(kwargs)
+        kwargs.clear()
+        kwargs.update(rest)
+        return hub.resolve_directory(pretrained_model_name_or_path, TOKENIZER_FILES, options)
+
+    @classmethod
     def _config_from_directory(cls, directory: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Constructor arguments for a saved directory, resolved as Hugging Face's ``from_pretrained`` does.
 
@@ -748,9 +761,10 @@ class RemBertTokenizerBase:
         sentencepiece model (those of its ``RemBertTokenizer``: ``do_lower_case=False``,
         ``keep_accents=True``). Then special_tokens_map.json, then ``kwargs`` (unknown ones are an error).
         """
-        check_init_kwargs(cls, {k: v for k, v in kwargs.items() if k not in ("vocab_file", "tokenizer_file")})
+        named = set(inspect.signature(cls.__init__).parameters) - {"self", "unknown", "_config_extras"}
+        check_init_kwargs(cls, {k: v for k, v in kwargs.items() if k not in named})
         if not directory.is_dir():
-            raise OSError(f"tokenizer directory not found: {directory} (only local directories are supported)")
+            raise OSError(f"tokenizer directory not found: {directory}")
         config = read_json(directory / CONFIG_FILE) if (directory / CONFIG_FILE).is_file() else {}
         init = {key: value for key, value in config.items() if key not in _IGNORED_CONFIG_KEYS}
         if (directory / TOKENIZER_FILE).is_file():

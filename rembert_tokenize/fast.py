@@ -180,8 +180,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> RemBertTokenizerFast:
-        """Load from a directory with ``tokenizer.json`` and/or ``sentencepiece.model`` (plus config files)."""
-        directory = Path(pretrained_model_name_or_path)
+        """Load from a directory with ``tokenizer.json`` and/or ``sentencepiece.model`` (plus config files), or from
+        a Hugging Face Hub repo id ("google/rembert"; ``revision=``, ``cache_dir=``, ``local_files_only=``,
+        ``token=``, ``subfolder=``)."""
+        directory = cls._directory(pretrained_model_name_or_path, kwargs)
         init = cls._config_from_directory(directory, kwargs)
         vocab = directory / VOCAB_FILE
         tokenizer = directory / TOKENIZER_FILE

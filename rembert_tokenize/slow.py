@@ -89,8 +89,10 @@ class RemBertTokenizer(RemBertTokenizerBase):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> RemBertTokenizer:
-        """Load from a directory holding ``sentencepiece.model`` and, optionally, Hugging Face's config files."""
-        directory = Path(pretrained_model_name_or_path)
+        """Load from a directory holding ``sentencepiece.model`` and, optionally, Hugging Face's config files, or
+        from a Hugging Face Hub repo id ("google/rembert"; ``revision=``, ``cache_dir=``, ``local_files_only=``,
+        ``token=``, ``subfolder=``)."""
+        directory = cls._directory(pretrained_model_name_or_path, kwargs)
         init = cls._config_from_directory(directory, kwargs)
         return cls(init.pop("vocab_file", directory / VOCAB_FILE), **init)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # reproducible TF numbers, comparable with PyTorch's
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No test reaches the network: huggingface_hub (read at its import) answers from its cache only.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
@@ -43,6 +46,22 @@ def docs_model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("docs-model")
     write_random_checkpoint(directory, tiny_config(), "masked_lm", seed=0)
     return directory
+
+
+@pytest.fixture(scope="session")
+def docs_hub_cache(docs_model_dir, tmp_path_factory):
+    """A Hugging Face Hub cache holding "google/rembert": the docs model and a tokenizer trained on the shipped
+    sample (REMBERT_DOCS_HUB_CACHE), read offline by the docs examples."""
+    from rembert_tokenize import RemBertTokenizerFast
+    from rembert_tokenize.testing import train_sentencepiece
+    from tests.hub_cache import add_repo, files_of
+
+    tokenizer_dir = tmp_path_factory.mktemp("docs-tokenizer")
+    sample = Path(__file__).resolve().parent.parent / "examples" / "data" / "multilingual.txt"
+    RemBertTokenizerFast(vocab_file=train_sentencepiece(sample, tokenizer_dir)).save_pretrained(tokenizer_dir)
+    cache = tmp_path_factory.mktemp("docs-hub-cache")
+    add_repo(cache, "google/rembert", {**files_of(docs_model_dir), **files_of(tokenizer_dir)})
+    return cache
 
 
 def damage(raw: bytes, data, max_edits: int) -> bytes:

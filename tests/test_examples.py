@@ -65,6 +65,16 @@ def test_finetune_classification_keras(mirrored):
     )
     assert_goes_down(losses(output)[""], 30)
     assert f" {2 if mirrored else 1} device(s))" in output
+    first, last = map(float, re.search(r"first 5 steps ([0-9.]+), last 5 steps ([0-9.]+)", output).groups())
+    assert last > first, "the accuracy metric is tracked during fit"
+
+
+def test_functional_head_keras():
+    output = run(sys.executable, str(EXAMPLES / "functional_head_keras.py"), "--steps", "12")
+    assert_goes_down(losses(output)[""], 12)
+    assert "reloaded from .keras: max |difference| 0.0e+00" in output
+    exported = float(re.search(r"exported SavedModel: max \|difference\| ([0-9.e+-]+)", output).group(1))
+    assert exported < 1e-5
 
 
 def test_fill_mask_and_generate():

@@ -72,6 +72,8 @@ def test_bad_switch_values_and_saving_are_refused(tmp_path):
     write_random_checkpoint(tmp_path, tiny_config(), "base", seed=0)
     with pytest.raises(ValueError, match="quantize must be None or one of 'int8', got 'int4'"):
         rembert_pt.RemBertModel.from_pretrained(tmp_path, quantize="int4")
+    with pytest.raises(TypeError, match="'quantise' \\(did you mean 'quantize'\\?\\)"):
+        rembert_pt.RemBertModel.from_pretrained(tmp_path, quantise="int8")
     model = rembert_pt.RemBertModel.from_pretrained(tmp_path, quantize="int8")
     with pytest.raises(ValueError, match="is quantized \\(int8\\) and cannot be saved"):
         model.save_pretrained(tmp_path / "saved")

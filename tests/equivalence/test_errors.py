@@ -49,6 +49,13 @@ CASES = {
     "mask shape": ("base", dict(input_ids=IDS, attention_mask=np.ones((1, 4))), "attention_mask has shape (1, 4)"),
     "types shape": ("base", dict(input_ids=IDS, token_type_ids=np.zeros((2, 3), np.int64)), "token_type_ids has shape"),
     "float ids": ("base", dict(input_ids=IDS.astype(F32)), "input_ids must hold integer ids"),
+    "int16 ids": ("base", dict(input_ids=IDS.astype(np.int16)), "input_ids must be int32 or int64, got int16"),
+    "uint8 ids": ("base", dict(input_ids=IDS.astype(np.uint8)), "input_ids must be int32 or int64, got uint8"),
+    "int8 token types": (
+        "base",
+        dict(input_ids=IDS, token_type_ids=np.zeros((1, 3), np.int8)),
+        "token_type_ids must be int32 or int64, got int8",
+    ),
     "empty batch": ("base", dict(input_ids=np.zeros((0, 3), np.int64)), "input_ids is empty"),
     "empty sequence": ("base", dict(input_ids=np.zeros((2, 0), np.int64)), "input_ids is empty"),
     "rank": ("base", dict(input_ids=np.array([1, 2])), "input_ids must be [batch, length]"),

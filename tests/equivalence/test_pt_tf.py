@@ -74,17 +74,36 @@ def test_eager_outputs_and_losses_equal_pytorch(head, name, tmp_path):
 def test_compiled_outputs_and_losses_equal_pytorch(head, mode, tmp_path):
     config, pt_model, tf_model = both(head, tmp_path, **CONFIGS["gelu_new"])
     batch = batch_for(head, config, seed=3)
-    # XLA cannot return the data-dependent [n_labelled, vocab] logits: there the LM heads return all logits.
-    extra = {"return_all_logits": True} if mode == "xla" and head in ("masked_lm", "causal_lm") else {}
-    assert_identical(run_pt(pt_model, batch, **FLAGS, **extra), run_tf(tf_model, batch, mode, **FLAGS))
+    assert_identical(run_pt(pt_model, batch, **FLAGS), run_tf(tf_model, batch, mode, **FLAGS))
 
 
-def test_labelled_lm_logits_under_xla_are_all_logits(tmp_path):
-    config, pt_model, tf_model = both("masked_lm", tmp_path)
-    batch = batch_for("masked_lm", config)
-    expected = run_pt(pt_model, batch, return_all_logits=True)
-    assert_identical(expected, run_tf(tf_model, batch, "xla"))
-    assert_identical(expected, run_tf(tf_model, batch, "eager", return_all_logits=True))
+@pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
+def test_labelled_lm_logits_have_hugging_face_shape_in_every_mode(head, tmp_path):
+    config, pt_model, tf_model = both(head, tmp_path)
+    batch = batch_for(head, config)
+    expected = run_pt(pt_model, batch)
+    assert tuple(expected.logits.shape) == (*batch["input_ids"].shape, config.vocab_size)
+    for mode in ("eager", "graph", "xla"):
+        assert_identical(expected, run_tf(tf_model, batch, mode))
+
+
+@pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
+def test_sparse_prediction_opt_in_gives_the_labelled_rows_and_the_same_loss(head, tmp_path):
+    config, pt_model, tf_model = both(head, tmp_path)
+    batch = batch_for(head, config)
+    full = run_pt(pt_model, batch)
+    for model in (pt_model, tf_model):
+        model.config.sparse_prediction = True
+    sparse = run_pt(pt_model, batch)
+    labels = torch.from_numpy(np.asarray(batch["labels"]))
+    counted = (labels[:, 1:] if head == "causal_lm" else labels) != -100
+    rows = (full.logits[:, :-1] if head == "causal_lm" else full.logits)[counted]
+    assert sparse.logits.shape == rows.shape and torch.allclose(sparse.logits, rows, atol=1e-6)
+    assert torch.allclose(sparse.loss, full.loss, atol=1e-6)
+    assert_identical(sparse, run_tf(tf_model, batch, "eager"))
+    assert_identical(sparse, run_tf(tf_model, batch, "graph"))
+    # XLA cannot compile the data-dependent [n_labelled, vocab] shape: there the opt-in gives all logits.
+    assert_identical(full, run_tf(tf_model, batch, "xla"))
 
 
 @pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
@@ -94,7 +113,7 @@ def test_decoder_with_cross_attention_and_cache_equals_pytorch(mode, tmp_path):
     rng = np.random.default_rng(4)
     batch["encoder_hidden_states"] = rng.normal(size=(3, 5, config.hidden_size)).astype(np.float32)
     batch["encoder_attention_mask"] = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
-    flags = dict(FLAGS, use_cache=True, return_all_logits=True)
+    flags = dict(FLAGS, use_cache=True)
     expected = run_pt(pt_model, batch, **flags)
     assert len(expected.past_key_values[0]) == 4 and len(expected.cross_attentions) == config.num_hidden_layers
     full = run_tf(tf_model, batch, mode, **flags)

@@ -1,5 +1,6 @@
 from tests.docs_runner import run_page
 
 
-def test_pytorch_docs_run(docs_model_dir, tmp_path):
-    run_page("pytorch.md", tmp_path, {"REMBERT_DOCS_MODEL": str(docs_model_dir)})
+def test_pytorch_docs_run(docs_model_dir, docs_hub_cache, tmp_path):
+    env = {"REMBERT_DOCS_MODEL": str(docs_model_dir), "REMBERT_DOCS_HUB_CACHE": str(docs_hub_cache)}
+    run_page("pytorch.md", tmp_path, env)

@@ -92,8 +92,7 @@ def test_hugging_face_checkpoint_loads_and_matches(head, unpad, tmp_path):
     )
     assert info["missing_keys"] == [] and info["unexpected_keys"] == [] and info["mismatched_keys"] == []
     batch = batch_for(head, config)
-    extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
-    assert_same_outputs(run(theirs, batch), run(ours, batch, **extra), head, padded(batch, head, unpad))
+    assert_same_outputs(run(theirs, batch), run(ours, batch), head, padded(batch, head, unpad))
 
 
 @pytest.mark.parametrize("head", ALL_HEADS)
@@ -105,17 +104,16 @@ def test_our_checkpoint_loads_in_hugging_face_and_matches(head, tmp_path):
     theirs, info = hf_pt_class(head).from_pretrained(tmp_path, output_loading_info=True)
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
     batch = batch_for(head, config, seed=1)
-    extra = {"return_all_logits": True} if head in ("masked_lm", "causal_lm") else {}
-    assert_same_outputs(run(theirs.eval(), batch), run(ours, batch, **extra), head, padded(batch, head, True))
+    assert_same_outputs(run(theirs.eval(), batch), run(ours, batch), head, padded(batch, head, True))
 
 
 @pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
-def test_labelled_logits_are_the_rows_of_the_full_logits(head, tmp_path):
+def test_sparse_prediction_logits_are_the_rows_of_the_full_logits(head, tmp_path):
     config = config_for(head)
     torch.manual_seed(2)
     theirs = hf_pt_class(head)(hf_config(config)).eval()
     theirs.save_pretrained(tmp_path)
-    ours = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path)
+    ours = getattr(rembert_pt, HEADS[head].pt_class).from_pretrained(tmp_path, sparse_prediction=True)
     batch = batch_for(head, config, seed=2)
     full, labelled = run(theirs, batch), run(ours, batch)
     labels = batch["labels"]
@@ -154,7 +152,7 @@ def test_decoder_with_cross_attention_matches(tmp_path):
     batch = batch_for("causal_lm", config)
     batch["encoder_hidden_states"] = torch.randn(3, 5, config.hidden_size)
     batch["encoder_attention_mask"] = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
-    a, b = run(theirs, batch), run(ours, batch, return_all_logits=True)
+    a, b = run(theirs, batch), run(ours, batch)
     assert_same_outputs(a, b, "causal_lm", batch)
     real = batch["attention_mask"].bool()
     for x, y in zip(a.cross_attentions, b.cross_attentions, strict=True):

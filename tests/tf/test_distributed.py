@@ -1,5 +1,6 @@
 """Training at scale in Keras: `model.fit` under MirroredStrategy over 2 logical CPU devices takes the same steps
-as one device on the combined batch, and mixed-precision policies train with finite losses.
+as one device on the combined batch (with the model's own loss, and with a loss and metrics given to compile), and
+mixed-precision policies train with finite losses.
 
 Logical devices must be configured before TensorFlow initialises its runtime, so the strategy runs in a fresh
 Python process (`_mirrored_worker`), which writes what it measured to a JSON file for the assertions here.
@@ -28,6 +29,7 @@ ROWS = 4  # global batch: 2 rows per replica
 LENGTH = 7
 LR = 0.5
 LOSS_HEADS = [head for head in HEADS if head != "base"]  # fit trains on the model's own loss; the backbone has none
+COMPILED_LOSS_HEADS = ["sequence_classification", "token_classification"]  # and on a Keras loss, with metrics
 
 
 def config_for(head: str):
@@ -70,13 +72,23 @@ def _mirrored_worker(checkpoints: str, out_file: str) -> None:
 
     import rembert_tf
 
-    def fit(head: str, strategy: tf.distribute.Strategy) -> tuple[dict[str, np.ndarray], float]:
+    def fit(head: str, strategy: tf.distribute.Strategy, compiled_loss: bool = False) -> tuple[dict, dict]:
         with strategy.scope():
             model = getattr(rembert_tf, HEADS[head].tf_class).from_pretrained(Path(checkpoints) / head)
-            model.compile(optimizer=keras.optimizers.SGD(LR))
-        dataset = tf.data.Dataset.from_tensor_slices(training_data(head)).batch(ROWS)  # STEPS batches
+            if compiled_loss:  # a Keras user's loss and metrics, on (x, y) data
+                loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                model.compile(optimizer=keras.optimizers.SGD(LR), loss=loss, metrics=["accuracy"])
+            else:  # the model's own loss, labels in the dict; metrics all the same
+                qa = {"start_logits": "accuracy", "end_logits": "accuracy"}
+                metrics = qa if head == "question_answering" else ["accuracy"]
+                model.compile(optimizer=keras.optimizers.SGD(LR), metrics=metrics)
+        data = training_data(head)
+        if compiled_loss:
+            data = ({k: v for k, v in data.items() if k != "labels"}, data["labels"])
+        dataset = tf.data.Dataset.from_tensor_slices(data).batch(ROWS)  # STEPS batches
         history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
-        return {name: np.asarray(v.numpy()) for name, v in model.named_variables()}, history.history["loss"][0]
+        logs = {name: values[0] for name, values in history.history.items()}
+        return {name: np.asarray(v.numpy()) for name, v in model.named_variables()}, logs
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {"replicas": mirrored.num_replicas_in_sync}
@@ -88,19 +100,27 @@ def _mirrored_worker(checkpoints: str, out_file: str) -> None:
             .named_variables()
         }
         try:
-            distributed, distributed_loss = fit(head, mirrored)
+            distributed, distributed_logs = fit(head, mirrored)
         except Exception as error:  # reported to the test, which names the head
             text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Keras wraps the message in colour codes
             first_line = next((line for line in text.splitlines()[1:] if line.strip()), text)
             results[head] = {"error": f"{type(error).__name__}: {first_line.strip()}"}
             continue
-        single, single_loss = fit(head, tf.distribute.get_strategy())
+        single, single_logs = fit(head, tf.distribute.get_strategy())
         results[head] = {
             "max_difference": max(float(np.abs(distributed[k] - single[k]).max()) for k in single),
             "moved": max(float(np.abs(single[k] - initial[k]).max()) for k in single),
             "same_names": sorted(distributed) == sorted(single),
-            "mirrored_loss": distributed_loss,
-            "single_loss": single_loss,
+            "mirrored_logs": distributed_logs,
+            "single_logs": single_logs,
+        }
+    for head in COMPILED_LOSS_HEADS:
+        distributed, distributed_logs = fit(head, mirrored, compiled_loss=True)
+        single, single_logs = fit(head, tf.distribute.get_strategy(), compiled_loss=True)
+        results[f"{head} compiled loss"] = {
+            "max_difference": max(float(np.abs(distributed[k] - single[k]).max()) for k in single),
+            "mirrored_logs": distributed_logs,
+            "single_logs": single_logs,
         }
     Path(out_file).write_text(json.dumps(results))
 
@@ -126,8 +146,18 @@ def test_mirrored_fit_equals_one_device_on_the_combined_batch(mirrored_results, 
     assert result["same_names"]
     assert result["moved"] > 1e-3, "the steps should change the weights measurably"
     assert result["max_difference"] <= 1e-5, result
-    assert math.isfinite(result["single_loss"])
-    assert abs(result["mirrored_loss"] - result["single_loss"]) <= 1e-5, "the reported loss is the mean over replicas"
+    assert math.isfinite(result["single_logs"]["loss"]) and "loss" in result["mirrored_logs"]
+    for name, value in result["single_logs"].items():  # the reported loss and metrics: over the whole batch
+        assert abs(result["mirrored_logs"][name] - value) <= 1e-5, (name, result)
+
+
+@pytest.mark.parametrize("head", COMPILED_LOSS_HEADS)
+def test_mirrored_fit_with_a_compiled_loss_and_metrics_equals_one_device(mirrored_results, head):
+    result = mirrored_results[f"{head} compiled loss"]
+    assert result["max_difference"] <= 1e-5, result
+    assert set(result["mirrored_logs"]) == {"loss", "accuracy"}
+    for name, value in result["single_logs"].items():
+        assert abs(result["mirrored_logs"][name] - value) <= 1e-5, (name, result)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

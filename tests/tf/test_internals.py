@@ -215,14 +215,24 @@ def numbers(directory: str) -> dict[str, np.ndarray]:
     inputs = {k: tf.constant(v) for k, v in batch.items() if k != "labels"}
     graph = tf.function(lambda kwargs: model(**kwargs).logits)(inputs)
     with tf.GradientTape() as tape:
-        loss = model(**batch, return_all_logits=True, training=True).loss
+        loss = model(**batch, training=True).loss
     gradient = tape.gradient(loss, model.get_output_embeddings().weight)
     prompts, mask = np.array([[5, 6, 7, 8], [0, 0, 9, 10]]), np.array([[1, 1, 1, 1], [0, 0, 1, 1]])
     tokens = model.generate(prompts, attention_mask=mask, max_new_tokens=6, eos_token_id=[])
     eager = model(**inputs).logits
+    # Keras' side: a compiled loss and metrics (labels masked, shifted), and the backbone in a functional model.
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    labels = batch["labels"]
+    evaluated = model.evaluate(inputs, labels, verbose=0, return_dict=True)
+    ids = keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    functional = keras.Model(ids, model.rembert(ids, return_dict=False)[0])  # a tuple: records need keras_tree
+    states = functional.predict(inputs["input_ids"], verbose=0)
+    keras_side = dict(keras_loss=evaluated["loss"], keras_accuracy=evaluated["accuracy"], functional=states)
     return {
         name: np.asarray(value)
-        for name, value in dict(eager=eager, graph=graph, loss=loss, gradient=gradient, tokens=tokens).items()
+        for name, value in dict(
+            eager=eager, graph=graph, loss=loss, gradient=gradient, tokens=tokens, **keras_side
+        ).items()
     }
 
 
@@ -245,5 +255,5 @@ def test_with_every_hook_off_the_model_computes_the_same_numbers(tmp_path):
     subprocess.run(command, env=env, check=True, cwd=ROOT)
     on, off = numbers(str(tmp_path)), np.load(tmp_path / "off.npz")
     np.testing.assert_array_equal(off["tokens"], on["tokens"])
-    for name in ("eager", "graph", "loss", "gradient"):
+    for name in ("eager", "graph", "loss", "gradient", "keras_loss", "keras_accuracy", "functional"):
         np.testing.assert_allclose(off[name], on[name], rtol=0, atol=1e-6, err_msg=name)
