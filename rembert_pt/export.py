@@ -5,7 +5,7 @@ of choices for multiple choice). It takes `input_ids`, `attention_mask` and `tok
 the head's outputs by name (`logits`, `start_logits`/`end_logits`, or `last_hidden_state` and `pooler_output`),
 as eager PyTorch returns them without labels. The padding skip is kept in the graph: the real tokens of the batch
 are gathered (ONNX NonZero / GatherND) and projections and feed-forward run on them only, so ONNX Runtime does the
-work of 557 tokens, not 1,024, on the mixed batch of docs/performance.md. Out-of-range ids are refused by ONNX
+work of 473 tokens, not 1,024, on the mixed batch of docs/performance.md. Out-of-range ids are refused by ONNX
 Runtime's own Gather ("indices element out of data bounds"): ONNX has no assertion op to carry our message.
 
 `int8=True` writes the model with the encoder's linear layers quantized by ONNX Runtime's dynamic quantizer

@@ -87,10 +87,17 @@ def save_model_proto(model, file: Path) -> None:
     """Save an onnx.ModelProto at `file`, its tensors in `file.name + ".data"` when it would not fit in one file."""
     import onnx
 
-    if model.ByteSize() < MAX_SINGLE_FILE:
+    if _serialized_size(model) < MAX_SINGLE_FILE:
         onnx.save_model(model, str(file))
     else:
         onnx.save_model(model, str(file), save_as_external_data=True, location=file.name + ".data", size_threshold=1024)
+
+
+def _serialized_size(model) -> int:
+    """About how many bytes `model` takes serialized, counted part by part: protobuf refuses to measure (or write) a
+    whole message above 2 GB, which a full-size model with its weights inside is."""
+    graph = model.graph
+    return sum(t.ByteSize() for t in graph.initializer) + sum(node.ByteSize() for node in graph.node)
 
 
 # -- int8 ---------------------------------------------------------------------------------------------------
