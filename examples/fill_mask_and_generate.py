@@ -3,7 +3,7 @@
 1. trains the masked LM for a few steps on `data/multilingual.txt` (15% of tokens masked), then fills in a
    [MASK];
 2. loads the same weights as a causal LM (`is_decoder=True`), trains it for a few steps to predict the next
-   token, then continues a left-padded batch of prompts, greedily and by sampling.
+   token, then continues a left-padded tokenizer batch of prompts: greedily, with beam search, and by sampling.
 
 Prints every step's loss. The tiny model learns little in a minute: the point is the API, not the text.
 
@@ -95,7 +95,8 @@ def main() -> None:
     causal_lm = RemBertForCausalLM.from_pretrained(args.checkpoint, is_decoder=True, sparse_prediction=True)
     train(causal_lm, next_token_batch, args.steps, args.lr, "clm")
 
-    # Prompts of different lengths, padded on the LEFT; each starts with [CLS] as the training rows did.
+    # Prompts of different lengths, padded on the LEFT; each starts with [CLS] as the training rows did. The
+    # tokenizer's batch goes to generate as it is, as with Hugging Face.
     prompts = ["The quick brown", "Кошка спит", "我们去市场"]
     left = RemBertTokenizerFast.from_pretrained(args.checkpoint, padding_side="left")
     batch = left(
@@ -103,11 +104,11 @@ def main() -> None:
     )
     for name, settings in [
         ("greedy", dict()),
+        ("beam search (4 beams, no repeated bigram)", dict(num_beams=4, no_repeat_ngram_size=2)),
         ("sampled (seed 0, top_k 50, top_p 0.9)", dict(do_sample=True, top_k=50, top_p=0.9, seed=0)),
     ]:
         out = causal_lm.generate(
-            batch["input_ids"],
-            attention_mask=batch["attention_mask"],
+            **batch,
             max_new_tokens=12,
             eos_token_id=tokenizer.sep_token_id,
             pad_token_id=tokenizer.pad_token_id,

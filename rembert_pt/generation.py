@@ -1,7 +1,8 @@
-"""Text generation for RemBertForCausalLM: greedy decoding and sampling with a key/value cache.
+"""Text generation for RemBertForCausalLM: greedy decoding, sampling and beam search with a key/value cache.
 
-`generate`, its checks and the loop's bookkeeping are `rembert_spec.generation`'s, shared with
-`rembert_tf.generation`; this module is the PyTorch half: one model step with the cache, and the choice of tokens.
+`generate`, its checks, the processing of scores and the loops' bookkeeping are `rembert_spec.generation`'s,
+shared with `rembert_tf.generation`; this module is the PyTorch half: one model step with the cache (its logits,
+or for plain greedy decoding just the certified argmax), cache rows reordered, and sampling with torch's generator.
 """
 
 from __future__ import annotations
@@ -17,29 +18,6 @@ from rembert_spec.generation import GenerationSettings
 
 from . import internals
 from .validation import tensor_kind
-
-
-def filter_logits(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
-) -> torch.Tensor:
-    """logits / temperature, then everything outside the top_k and outside the top_p nucleus set to -inf.
-
-    >>> filter_logits(torch.tensor([[1.0, 3.0, 2.0, 0.0]]), top_k=2).tolist()
-    [[-inf, 3.0, 2.0, -inf]]
-    >>> filter_logits(torch.tensor([[0.0, 9.0, 1.0, 0.0]]), top_p=0.5).tolist()
-    [[-inf, 9.0, -inf, -inf]]
-    """
-    logits = logits / temperature
-    if top_k is not None:
-        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        ordered, order = logits.sort(dim=-1, descending=True)
-        probs = ordered.softmax(dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs  # the most likely token always stays (mass_before = 0)
-        drop = torch.zeros_like(mass_before, dtype=torch.bool).scatter_(-1, order, mass_before >= top_p)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
 
 
 class CertifiedArgmax:
@@ -107,7 +85,7 @@ class CertifiedArgmax:
         return torch.stack(tokens)
 
 
-class _TorchDecoding:
+class _TorchDecoding(decoding.DecodingBackend):
     """The PyTorch half of one `generate` call (a rembert_spec.generation.DecodingBackend)."""
 
     def __init__(
@@ -121,32 +99,78 @@ class _TorchDecoding:
     ):
         self.model, self.prompt, self.settings, self.generator = model, prompt, settings, generator
         self.encoder_hidden_states, self.encoder_attention_mask = encoder_hidden_states, encoder_attention_mask
-        self.prompt_ids = prompt.cpu().numpy()
         self.past = None
 
-    def _tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=dtype, device=self.prompt.device)
+    def _tensor(self, array: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
+        return None if array is None else torch.as_tensor(array, dtype=dtype, device=self.prompt.device)
 
     @torch.no_grad()
-    def step(
-        self, input_ids: np.ndarray, position_ids: np.ndarray, attention_mask: np.ndarray, banned: tuple[int, ...]
-    ) -> np.ndarray:
+    def _features(
+        self,
+        input_ids: np.ndarray,
+        position_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None,
+    ) -> torch.Tensor:
+        """One model step; the last position's features, [rows, output_embedding_size], what the decoder scores."""
         outputs = self.model.rembert(
-            input_ids=self._tensor(input_ids, self.prompt.dtype),
-            attention_mask=self._tensor(attention_mask, self.prompt.dtype),
+            input_ids=self._tensor(input_ids, torch.long),  # what the embedding takes, whatever the prompt's dtype
+            attention_mask=self._tensor(attention_mask, torch.long),
+            token_type_ids=self._tensor(token_type_ids, torch.long),
             position_ids=self._tensor(position_ids, torch.long),
             past_key_values=self.past,
             encoder_hidden_states=self.encoder_hidden_states,
             encoder_attention_mask=self.encoder_attention_mask,
-            use_cache=True,
+            use_cache=self.settings.use_cache,
             return_dict=True,
         )
-        self.past = outputs.past_key_values
-        features = self.model.cls.predictions.features(outputs.last_hidden_state[:, -1, :])
-        return self.model._choose_tokens(features, self.settings, banned, self.generator).cpu().numpy()
+        if self.settings.use_cache:
+            self.past = outputs.past_key_values
+        return self.model.cls.predictions.features(outputs.last_hidden_state[:, -1, :])
 
-    def join(self, new_tokens: np.ndarray) -> torch.Tensor:
-        return torch.cat([self.prompt, self._tensor(new_tokens, self.prompt.dtype)], dim=1)
+    @torch.no_grad()
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        position_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None,
+    ) -> np.ndarray:
+        features = self._features(input_ids, position_ids, attention_mask, token_type_ids)
+        return self.model.cls.predictions.decoder(features).float().cpu().numpy()
+
+    @torch.no_grad()
+    def greedy_tokens(
+        self,
+        input_ids: np.ndarray,
+        position_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None,
+        banned: tuple[int, ...],
+    ) -> np.ndarray:
+        features = self._features(input_ids, position_ids, attention_mask, token_type_ids)
+        decoder = self.model.cls.predictions.decoder
+        if CertifiedArgmax.applies(decoder):
+            return self.model._certified_argmax_for(decoder)(decoder, features, list(banned)).cpu().numpy()
+        logits = decoder(features).float()
+        logits[:, list(banned)] = float("-inf")
+        return logits.argmax(dim=-1).cpu().numpy()
+
+    def sample(self, scores: np.ndarray) -> np.ndarray:
+        probs = torch.from_numpy(scores).to(self.prompt.device).softmax(dim=-1)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1).cpu().numpy()
+
+    def select(self, rows: np.ndarray) -> None:
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.prompt.device)
+        if self.past is not None:
+            self.past = tuple(tuple(t.index_select(0, index) for t in layer) for layer in self.past)
+        if self.encoder_hidden_states is not None:
+            self.encoder_hidden_states = self.encoder_hidden_states.index_select(0, index)
+        if self.encoder_attention_mask is not None:
+            self.encoder_attention_mask = self.encoder_attention_mask.index_select(0, index)
+
+    def to_tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.prompt.device)
 
 
 class GenerationMixin(decoding.GenerationMixin):
@@ -162,13 +186,20 @@ class GenerationMixin(decoding.GenerationMixin):
     _generator_class_name = "torch.Generator"
 
     def _prompt(
-        self, input_ids: torch.Tensor | Sequence[Sequence[int]], attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, str, np.ndarray | None]:
-        prompt = torch.as_tensor(input_ids)
-        if attention_mask is None:
-            return prompt, tensor_kind(prompt), None
-        real = torch.as_tensor(attention_mask, device=prompt.device) != 0
-        return prompt, tensor_kind(prompt), real.cpu().numpy()
+        self,
+        input_ids: torch.Tensor | np.ndarray | Sequence[Sequence[int]],
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+    ) -> decoding.Prompt:
+        device = input_ids.device if isinstance(input_ids, torch.Tensor) else next(self.parameters()).device
+        prompt = torch.as_tensor(input_ids, device=device)
+        real = None if attention_mask is None else (torch.as_tensor(attention_mask) != 0).cpu().numpy()
+        types = None
+        if token_type_ids is not None:
+            types_tensor = torch.as_tensor(token_type_ids)
+            decoding.check_prompt_ids("token_type_ids", tuple(types_tensor.shape), tensor_kind(types_tensor))
+            types = types_tensor.cpu().numpy()
+        return decoding.Prompt(prompt, prompt.cpu().numpy(), tensor_kind(prompt), real, types)
 
     def _decoding_backend(
         self,
@@ -182,25 +213,9 @@ class GenerationMixin(decoding.GenerationMixin):
             generator = torch.Generator(device=prompt.device).manual_seed(settings.seed)
         return _TorchDecoding(self, prompt, settings, generator, encoder_hidden_states, encoder_attention_mask)
 
-    def _choose_tokens(
-        self,
-        features: torch.Tensor,
-        settings: GenerationSettings,
-        banned: tuple[int, ...],
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """[batch, output_embedding_size] features of the last position -> [batch] next tokens, never `banned`."""
-        decoder = self.cls.predictions.decoder
-        banned = list(banned)
-        if not settings.do_sample and CertifiedArgmax.applies(decoder):
-            argmax = getattr(self, "_certified_argmax", None)
-            if argmax is None or not argmax.fits(decoder):
-                argmax = self._certified_argmax = CertifiedArgmax(decoder)
-            return argmax(decoder, features, banned)
-        logits = decoder(features).float()
-        if banned:
-            logits[:, banned] = float("-inf")
-        if not settings.do_sample:
-            return logits.argmax(dim=-1)
-        probs = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p).softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    def _certified_argmax_for(self, decoder: torch.nn.Linear) -> CertifiedArgmax:
+        """The bfloat16 copy of `decoder`, made on first use and again when its weights change."""
+        argmax = getattr(self, "_certified_argmax", None)
+        if argmax is None or not argmax.fits(decoder):
+            argmax = self._certified_argmax = CertifiedArgmax(decoder)
+        return argmax

@@ -225,11 +225,7 @@ class RemBertConfig:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in merged.items() if k in known}
         extra = {k: v for k, v in merged.items() if k not in known and k != "model_type"}
-        # When labels change size through an override, the stored label maps describe the old head.
-        if "num_labels" in overrides and "id2label" not in overrides:
-            kwargs.pop("id2label", None)
-            kwargs.pop("label2id", None)
-        return cls(**kwargs, extra=extra)
+        return cls(**_labels_overridden(kwargs, overrides), extra=extra)
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -286,9 +282,21 @@ class RemBertConfig:
     def replace(self, **changes: Any) -> RemBertConfig:
         """A validated copy with some fields changed."""
         check_field_names({k: v for k, v in changes.items() if k != "extra"}, "RemBertConfig.replace()")
-        if "num_labels" in changes and "id2label" not in changes:
-            changes = {"id2label": None, "label2id": None, **changes}
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_labels_overridden(dataclasses.asdict(self), changes))
+
+
+def _labels_overridden(stored: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields with `overrides` applied, where new labels replace the stored description of the old head:
+    a new `num_labels` unsets the stored label maps, a new `id2label` the stored count (and the stored `label2id`,
+    which is then its inverse)."""
+    merged = {**stored, **overrides}
+    if "num_labels" in overrides and "id2label" not in overrides:
+        merged.update(id2label=None, label2id=None)
+    if "id2label" in overrides and "num_labels" not in overrides:
+        merged["num_labels"] = None
+        if "label2id" not in overrides:
+            merged["label2id"] = None
+    return merged
 
 
 def check_field_names(names: Iterable[str], where: str, also: Iterable[str] = ()) -> None:

@@ -1,8 +1,8 @@
-"""Text generation for TFRemBertForCausalLM: greedy decoding and sampling with a key/value cache.
+"""Text generation for TFRemBertForCausalLM: greedy decoding, sampling and beam search with a key/value cache.
 
-`generate`, its checks and the loop's bookkeeping are `rembert_spec.generation`'s, shared with
-`rembert_pt.generation`; this module is the TensorFlow half: one model step with the cache (eagerly, through the
-model's public `call` API), and the choice of tokens.
+`generate`, its checks, the processing of scores and the loops' bookkeeping are `rembert_spec.generation`'s,
+shared with `rembert_pt.generation`; this module is the TensorFlow half: one model step with the cache (eagerly,
+through the model's public `call` API), cache rows reordered, and sampling with a tf.random.Generator.
 """
 
 from __future__ import annotations
@@ -19,31 +19,7 @@ from rembert_spec.generation import GenerationSettings
 from .validation import tensor_kind
 
 
-def filter_logits(
-    logits: tf.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
-) -> tf.Tensor:
-    """logits / temperature, then everything outside the top_k and outside the top_p nucleus set to -inf.
-
-    >>> filter_logits(tf.constant([[1.0, 3.0, 2.0, 0.0]]), top_k=2).numpy().tolist()
-    [[-inf, 3.0, 2.0, -inf]]
-    >>> filter_logits(tf.constant([[0.0, 9.0, 1.0, 0.0]]), top_p=0.5).numpy().tolist()
-    [[-inf, 9.0, -inf, -inf]]
-    """
-    logits = logits / temperature
-    minus_inf = tf.fill(tf.shape(logits), tf.constant(-np.inf, logits.dtype))
-    if top_k is not None:
-        kth = tf.math.top_k(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-        logits = tf.where(logits < kth, minus_inf, logits)
-    if top_p is not None and top_p < 1.0:
-        order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
-        probs = tf.nn.softmax(tf.gather(logits, order, batch_dims=1), axis=-1)
-        mass_before = tf.cumsum(probs, axis=-1) - probs  # the most likely token always stays (mass_before = 0)
-        drop = tf.gather(mass_before >= top_p, tf.argsort(order, axis=-1), batch_dims=1)
-        logits = tf.where(drop, minus_inf, logits)
-    return logits
-
-
-class _TFDecoding:
+class _TFDecoding(decoding.DecodingBackend):
     """The TensorFlow half of one `generate` call (a rembert_spec.generation.DecodingBackend)."""
 
     def __init__(
@@ -57,46 +33,50 @@ class _TFDecoding:
     ):
         self.model, self.prompt, self.settings, self.generator = model, prompt, settings, generator
         self.encoder_hidden_states, self.encoder_attention_mask = encoder_hidden_states, encoder_attention_mask
-        self.prompt_ids = prompt.numpy()
         self.past = None
 
-    def step(
-        self, input_ids: np.ndarray, position_ids: np.ndarray, attention_mask: np.ndarray, banned: tuple[int, ...]
+    def _tensor(self, array: np.ndarray | None) -> tf.Tensor | None:
+        return None if array is None else tf.constant(array, self.prompt.dtype)
+
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        position_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None,
     ) -> np.ndarray:
         outputs = self.model(
-            input_ids=tf.constant(input_ids, self.prompt.dtype),
-            attention_mask=tf.constant(attention_mask, self.prompt.dtype),
-            position_ids=tf.constant(position_ids, self.prompt.dtype),
+            input_ids=self._tensor(input_ids),
+            attention_mask=self._tensor(attention_mask),
+            token_type_ids=self._tensor(token_type_ids),
+            position_ids=self._tensor(position_ids),
             past_key_values=self.past,
             encoder_hidden_states=self.encoder_hidden_states,
             encoder_attention_mask=self.encoder_attention_mask,
-            use_cache=True,
+            use_cache=self.settings.use_cache,
             logits_to_keep=1,
             return_dict=True,
             training=False,
         )
-        self.past = outputs.past_key_values
-        return _choose_tokens(outputs.logits[:, -1, :], self.settings, banned, self.generator).numpy()
+        if self.settings.use_cache:
+            self.past = outputs.past_key_values
+        return tf.cast(outputs.logits[:, -1, :], tf.float32).numpy()
 
-    def join(self, new_tokens: np.ndarray) -> tf.Tensor:
-        return tf.concat([self.prompt, tf.constant(new_tokens, self.prompt.dtype)], axis=1)
+    def sample(self, scores: np.ndarray) -> np.ndarray:
+        # Gumbel-max: argmax(scores + Gumbel noise) is a draw from softmax(scores); -inf scores are never drawn.
+        uniform = self.generator.uniform(scores.shape, minval=np.finfo(np.float32).tiny, maxval=1.0)
+        return tf.argmax(scores - tf.math.log(-tf.math.log(uniform)), axis=-1).numpy()
 
+    def select(self, rows: np.ndarray) -> None:
+        if self.past is not None:
+            self.past = tuple(tuple(tf.gather(t, rows) for t in layer) for layer in self.past)
+        if self.encoder_hidden_states is not None:
+            self.encoder_hidden_states = tf.gather(self.encoder_hidden_states, rows)
+        if self.encoder_attention_mask is not None:
+            self.encoder_attention_mask = tf.gather(self.encoder_attention_mask, rows)
 
-def _choose_tokens(
-    logits: tf.Tensor, settings: GenerationSettings, banned: tuple[int, ...], generator: tf.random.Generator | None
-) -> tf.Tensor:
-    """[batch, vocab] logits of the last position -> [batch] next tokens, never `banned`."""
-    logits = tf.cast(logits, tf.float32)
-    if banned:
-        forbidden = np.zeros((logits.shape[-1],), np.float32)
-        forbidden[list(banned)] = -np.inf
-        logits = logits + forbidden
-    if not settings.do_sample:
-        return tf.argmax(logits, axis=-1)
-    logits = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p)
-    # Gumbel-max: argmax(logits + Gumbel noise) is a draw from softmax(logits); -inf logits are never drawn.
-    uniform = generator.uniform(tf.shape(logits), minval=np.finfo(np.float32).tiny, maxval=1.0)
-    return tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1)
+    def to_tensor(self, array: np.ndarray) -> tf.Tensor:
+        return tf.constant(array)
 
 
 class TFGenerationMixin(decoding.GenerationMixin):
@@ -112,13 +92,22 @@ class TFGenerationMixin(decoding.GenerationMixin):
     _generator_class_name = "tf.random.Generator"
 
     def _prompt(
-        self, input_ids: tf.Tensor | np.ndarray | Sequence[Sequence[int]], attention_mask: tf.Tensor | np.ndarray | None
-    ) -> tuple[tf.Tensor, str, np.ndarray | None]:
+        self,
+        input_ids: tf.Tensor | np.ndarray | Sequence[Sequence[int]],
+        attention_mask: tf.Tensor | np.ndarray | None,
+        token_type_ids: tf.Tensor | np.ndarray | None,
+    ) -> decoding.Prompt:
         prompt = tf.convert_to_tensor(input_ids)
-        if attention_mask is None:
-            return prompt, tensor_kind(prompt), None
-        mask = tf.convert_to_tensor(attention_mask)
-        return prompt, tensor_kind(prompt), tf.not_equal(mask, tf.zeros_like(mask)).numpy()
+        real = None
+        if attention_mask is not None:
+            mask = tf.convert_to_tensor(attention_mask)
+            real = tf.not_equal(mask, tf.zeros_like(mask)).numpy()
+        types = None
+        if token_type_ids is not None:
+            types_tensor = tf.convert_to_tensor(token_type_ids)
+            decoding.check_prompt_ids("token_type_ids", tuple(types_tensor.shape), tensor_kind(types_tensor))
+            types = types_tensor.numpy()
+        return decoding.Prompt(prompt, prompt.numpy(), tensor_kind(prompt), real, types)
 
     def _decoding_backend(
         self,

@@ -29,9 +29,16 @@ Example:
 from __future__ import annotations
 
 import re
-import unicodedata
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
+
+# Word boundaries (``single_word``) follow the Unicode 16 tables the ``tokenizers`` library is built with; Python's
+# own database is older before 3.14 and knows nothing of letters added since (Egyptian hieroglyph marks, Todhri...).
+if sys.version_info >= (3, 14):
+    import unicodedata
+else:
+    import unicodedata2 as unicodedata
 
 # Unicode White_Space: what Rust's regex ``\s`` (used by ``tokenizers`` for lstrip/rstrip) matches.
 WHITE_SPACE = frozenset(

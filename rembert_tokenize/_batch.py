@@ -243,37 +243,35 @@ class Segments:
 
 def truncated_lengths(
     first: np.ndarray, second: np.ndarray | None, budget: int, strategy: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """How many tokens of each text the first row keeps, with the rules of the ``tokenizers`` library.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """How many tokens of each text the first row keeps, with the rules of the ``tokenizers`` library,
+    and which inputs cannot be truncated (the third array, true where that input is too short).
 
     ``budget`` is ``max_length`` minus the special tokens. ``longest_first`` on a pair keeps the
     shorter text whole if it fits in half the budget and gives the rest to the longer one; otherwise
-    both get half (the longer one the odd token). ``only_first``/``only_second`` cut one text and fail
-    when that text is too short.
+    both get half (the longer one the odd token). ``only_first``/``only_second`` cut one text; an input
+    whose text to cut is too short to make room is flagged.
     """
+    fits = np.zeros(len(first), dtype=bool)
     if strategy == "do_not_truncate":
-        return first, second
+        return first, second, fits
     if budget == 0:
-        return np.zeros_like(first), None if second is None else np.zeros_like(second)
+        return np.zeros_like(first), None if second is None else np.zeros_like(second), fits
     total = first if second is None else first + second
     over = total > budget
     if not over.any():
-        return first, second
+        return first, second, fits
     if strategy == "longest_first":
         if second is None:
-            return np.minimum(first, budget), None
-        return _longest_first(first, second, budget, over)
+            return np.minimum(first, budget), None, fits
+        return (*_longest_first(first, second, budget, over), fits)
     if strategy == "only_second" and second is None:
         raise ValueError("Truncation error: only_second needs a second sequence (a text pair)")
     target = first if strategy == "only_first" else second
     to_remove = total - budget
-    if np.any(over & (target <= to_remove)):
-        raise ValueError(
-            f"Truncation error: with {strategy}, the sequence to truncate is too short to fit max_length; "
-            "use truncation='longest_first' or a larger max_length"
-        )
-    cut = np.where(over, target - to_remove, target)
-    return (cut, second) if strategy == "only_first" else (first, cut)
+    too_short = over & (target <= to_remove)
+    cut = np.where(over & ~too_short, target - to_remove, target)
+    return (cut, second, too_short) if strategy == "only_first" else (first, cut, too_short)
 
 
 def _longest_first(
@@ -292,14 +290,36 @@ def _longest_first(
     return keep_first, keep_second
 
 
-def _check_stride(lengths: np.ndarray, keep: np.ndarray, stride: int) -> None:
-    cut = (keep > 0) & (keep < lengths) & (keep <= stride)
-    if cut.any():
+def _check_truncation(
+    first: np.ndarray,
+    keep_first: np.ndarray,
+    second: np.ndarray | None,
+    keep_second: np.ndarray | None,
+    too_short: np.ndarray,
+    stride: int,
+    strategy: str,
+) -> None:
+    """Refuse the call for its first input that cannot be cut: a text too short to make room, or a
+    window no longer than ``stride``. Hugging Face's fast tokenizer stops at the first such input, so
+    its error is the one that input gives."""
+    stride_too_large = (keep_first > 0) & (keep_first < first) & (keep_first <= stride)
+    if second is not None:
+        stride_too_large |= (keep_second > 0) & (keep_second < second) & (keep_second <= stride)
+    failing = np.flatnonzero(too_short | stride_too_large)
+    if not len(failing):
+        return
+    row = failing[0]
+    if too_short[row]:
         raise ValueError(
-            f"stride ({stride}) must be smaller than the number of tokens a truncated text keeps per row "
-            f"({int(keep[cut].min())} here: max_length minus the special tokens and the other text); "
-            "use a smaller stride or a larger max_length"
+            f"Truncation error: with {strategy}, the sequence to truncate is too short to fit max_length "
+            f"(input {row}); use truncation='longest_first' or a larger max_length"
         )
+    keep = min(k[row] for k, n in ((keep_first, first), (keep_second, second)) if k is not None and k[row] < n[row])
+    raise ValueError(
+        f"stride ({stride}) must be smaller than the number of tokens a truncated text keeps per row "
+        f"({int(keep)} for input {row}: max_length minus the special tokens and the other text); "
+        "use a smaller stride or a larger max_length"
+    )
 
 
 def _window_count(lengths: np.ndarray, keep: np.ndarray, stride: int) -> np.ndarray:
@@ -362,12 +382,10 @@ def plan_rows(
     if options.truncation != "do_not_truncate":
         if options.max_length < n_special:
             raise ValueError(f"max_length ({options.max_length}) is smaller than the {n_special} special tokens")
-        keep_first, keep_second = truncated_lengths(
+        keep_first, keep_second, too_short = truncated_lengths(
             first_lengths, second_lengths, options.max_length - n_special, options.truncation
         )
-        _check_stride(first_lengths, keep_first, stride)
-        if second_lengths is not None:
-            _check_stride(second_lengths, keep_second, stride)
+        _check_truncation(first_lengths, keep_first, second_lengths, keep_second, too_short, stride, options.truncation)
     ones = np.ones_like(first_lengths)
     count_first = _window_count(first_lengths, keep_first, stride) if overflow else ones
     count_second = ones

@@ -102,6 +102,37 @@ def test_from_pretrained_overrides_and_labels(tmp_path):
     assert config.num_labels == 5 and config.id2label[4] == "LABEL_4" and config.is_decoder
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"id2label": {0: "neg", 1: "pos"}},
+        {"id2label": {0: "neg", 1: "pos"}, "label2id": {"neg": 0, "pos": 1}},
+        {"num_labels": 5},
+        {"label2id": {"neg": 0, "pos": 1}},
+    ],
+)
+def test_label_overrides_of_a_saved_head_as_hugging_face(tmp_path, overrides):
+    """A checkpoint saved with 3 labels, fine-tuned for other labels: the labels given replace the stored ones
+    and the count follows them, as in Hugging Face (whose label2id, when not given, stays the old head's; ours is
+    the new id2label's inverse)."""
+    import transformers
+
+    tiny_config(num_labels=3).save_pretrained(tmp_path)
+    ours = RemBertConfig.from_pretrained(tmp_path, **overrides)
+    theirs = transformers.RemBertConfig.from_pretrained(tmp_path, **overrides)
+    assert ours.num_labels == theirs.num_labels and ours.id2label == theirs.id2label
+    if "label2id" in overrides or "id2label" not in overrides:
+        assert ours.label2id == theirs.label2id
+    else:
+        assert ours.label2id == {label: i for i, label in ours.id2label.items()}
+    replaced = tiny_config(num_labels=3).replace(**overrides)
+    assert (replaced.num_labels, replaced.id2label, replaced.label2id) == (
+        ours.num_labels,
+        ours.id2label,
+        ours.label2id,
+    )
+
+
 def test_hugging_face_reads_ours_and_we_read_theirs(tmp_path):
     import transformers
 

@@ -66,12 +66,14 @@ def test_recipe_trains_evaluates_and_saves(tmp_path, framework, script, options,
     assert {"config.json", "tokenizer.json", "sentencepiece.model"} <= saved
     assert ("model.safetensors" if framework == "pt" else "tf_model.h5") in saved
     if script == "run_classification.py":
-        # the other framework's pipeline reads the saved checkpoint and agrees with the recipe's own
+        # the other framework's pipeline reads the saved checkpoint and agrees with the recipe's own; trained
+        # weights make larger logits than random ones, so float32 rounding differs by up to ~1e-5 in a score
         from tests.tasks.conftest import assert_same, ours
 
         pairs = [{"text": line["premise"], "text_pair": line["hypothesis"]} for line in _jsonl(DATA / eval_file)]
         other = "tf" if framework == "pt" else "pt"
-        assert_same(ours(other, task, tmp_path / "model")(pairs), ours(framework, task, tmp_path / "model")(pairs))
+        mine = ours(framework, task, tmp_path / "model")(pairs)
+        assert_same(ours(other, task, tmp_path / "model")(pairs), mine, atol=5e-5)
 
 
 def _jsonl(path):

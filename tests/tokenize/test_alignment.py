@@ -104,6 +104,20 @@ def test_generated_texts_with_added_tokens(added_trio, batch):
         assert slow.tokenize(text) == fast.tokenize(text) == hf.tokenize(text)
 
 
+# Letters and marks Python 3.11's Unicode 14 data does not know: Unicode 15 (an Egyptian hieroglyph mark, a
+# Kawi letter), 15.1 (an ideographic description character), 16 (Todhri, Ol Onal); then one still unassigned.
+NEWER_CHARACTERS = ["\U00013440", "\U00011f04", "\u2ffc", "\U000105c0", "\U0001e5d0", "\u0558"]
+
+
+@pytest.mark.parametrize("character", NEWER_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+def test_single_word_boundaries_know_newer_characters(added_trio, character):
+    """A `single_word` added token ("ñu") matches only as a whole word, with the same Unicode data as Hugging
+    Face's tokenizer: a letter or mark added to Unicode after Python's own tables still continues the word."""
+    for text in (f"ñu{character}", f"{character}ñu", f"x ñu{character} y"):
+        slow, fast, hf = (tokenizer.tokenize(text) for tokenizer in added_trio)
+        assert slow == fast == hf, (text, slow, fast, hf)
+
+
 words = st.lists(st.one_of(texts, st.sampled_from(["", " ", "a b", "[MASK]", "Köln"])), max_size=6)
 
 

@@ -3,6 +3,9 @@ them (ids, offsets, sequence ids, word ids, overflow_to_sample_mapping), for bot
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,9 +33,26 @@ def _outcome(tokenizer, *args, **kwargs):
         raise
 
 
+@contextlib.contextmanager
+def _sequential():
+    """Hugging Face's fast tokenizer encodes a batch on a thread pool, so which input's truncation error it
+    reports (a text too short, a stride too large) depends on timing; one at a time, it is the first
+    failing input's, as ours. Its env variable is read at every call."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 def check_windows(trio, *args, **kwargs) -> None:
     slow, fast, hf = trio
-    theirs = _outcome(hf, *args, **kwargs)
+    with _sequential():
+        theirs = _outcome(hf, *args, **kwargs)
     for ours in (slow, fast):
         mine = _outcome(ours, *args, **kwargs)
         if isinstance(theirs, str):
@@ -149,3 +169,25 @@ def test_stride_too_large_is_a_clear_error(trio, ours_index):
     with pytest.raises(ValueError, match="stride must be >= 0"):
         ours(text, truncation=True, max_length=8, stride=-1)
     assert ours("short", truncation=True, max_length=8, stride=6)["input_ids"]  # nothing to cut: no error
+
+
+@pytest.mark.parametrize("stride_row_first", [True, False])
+def test_first_failing_input_names_the_error(spm_model, stride_row_first):
+    """A batch with one input whose window would not exceed the stride and one whose text is too short to
+    cut: the error is the first failing input's, as Hugging Face's tokenizer gives it one input at a time."""
+    trio = _sided(spm_model, "right")
+    count = lambda text: len(trio[2](text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    long_first, short_second = "the quick brown fox jumps over the lazy dog " * 4, "hello world"
+    stride = 2
+    max_length = 3 + count(short_second) + stride  # only_first keeps exactly `stride` tokens of long_first
+    short_first, long_second = "a", "the lazy dog sleeps all day long " * 3
+    assert count(long_second) >= max_length  # leaves no room for short_first
+    rows = [(long_first, short_second), (short_first, long_second)]
+    if not stride_row_first:
+        rows.reverse()
+    firsts, seconds = [a for a, _ in rows], [b for _, b in rows]
+    call = dict(truncation="only_first", max_length=max_length, stride=stride, return_overflowing_tokens=True)
+    with _sequential():
+        expected = _outcome(trio[2], firsts, seconds, **call)
+    assert expected == ("stride" if stride_row_first else "too short")
+    check_windows(trio, firsts, seconds, **call)
