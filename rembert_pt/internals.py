@@ -16,8 +16,9 @@ computes the same numbers.
   device. Off: there, ids are not checked (CPU eager still checks them on the host, with the offending value).
 - `pytree` (`torch.utils._pytree.register_pytree_node`): output records are containers to torch.export and
   torch.compile, so an exported model returns them as eager does. Off: export a model with `return_dict=False`.
-- `int_mm` (`torch._int_mm`, int8 x int8 -> int32 on CPU): the matrix product of `quantize="int8"` layers. Off:
-  the same product in float32 (exact below 2**24, else within float rounding), several times slower.
+- `int_mm` (`torch._int_mm`, int8 x int8 -> int32 on CPU): the matrix product of `quantize="int8"` layers, where
+  it is exact (VNNI / AVX-512; a CPU with AVX2 only saturates, checked once per process). Off, or not exact: the
+  same product in float32 (exact below 2**24, else within float rounding), no faster than float32.
 """
 
 from __future__ import annotations
@@ -152,8 +153,29 @@ def _record_rebuilder(record: type):
 # -- int_mm ----------------------------------------------------------------------------------------------
 
 
+# On a CPU without VNNI instructions (AVX2 only, or oneDNN held to AVX2), oneDNN multiplies int8 pairs into
+# saturating 16-bit sums, so large products come out wrong. Whether this process's kernel is exact is asked once,
+# on the extreme values that saturate such a kernel; where it is not, the float32 product is used.
+_int_mm_exact: bool | None = None
+
+
+def int_mm_is_exact() -> bool:
+    """Whether `torch._int_mm` computes exact int32 products here (VNNI / AVX-512 kernels do; AVX2's saturate)."""
+    global _int_mm_exact
+    if _int_mm_exact is None:
+        # Rows and columns of one extreme value each: a saturating kernel gets 127 * 127 rows wrong.
+        a = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[:, None].expand(32, 64).contiguous()
+        b = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[None, :].expand(64, 32).contiguous()
+        expected = a.long() @ b.long()
+        try:
+            _int_mm_exact = bool((torch._int_mm(a, b).long() == expected).all())
+        except RuntimeError:  # no int8 kernel for this device or build
+            _int_mm_exact = False
+    return _int_mm_exact
+
+
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b for int8 matrices [m, k] @ [k, n], accumulated in int32."""
-    if active("int_mm"):
+    if active("int_mm") and (a.device.type != "cpu" or int_mm_is_exact()):
         return torch._int_mm(a, b)
     return torch.matmul(a.float(), b.float()).round_().to(torch.int32)

@@ -156,6 +156,26 @@ def test_int_mm_pins_exact_int8_products_and_the_float_fallback(monkeypatch):
     assert bool((internals.int8_matmul(a, b).long() == expected).all())
 
 
+_AVX2_INT8 = """
+import torch
+from rembert_pt import internals
+generator = torch.Generator().manual_seed(0)
+a = torch.randint(96, 128, (24, 64), dtype=torch.int8, generator=generator)  # large products
+b = torch.randint(-128, 128, (16, 64), dtype=torch.int8, generator=generator).t()
+print(internals.int_mm_is_exact(), bool((internals.int8_matmul(a, b).long() == a.long() @ b.long()).all()))
+"""
+
+
+def test_int8_products_stay_exact_where_the_kernel_saturates():
+    # oneDNN held to AVX2 (a CPU without VNNI) sums int8 pairs in saturating 16 bits: int8_matmul must notice and
+    # give the exact product anyway.
+    caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    env = {**os.environ, **caps, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", _AVX2_INT8], capture_output=True, text=True, env=env, check=True)
+    kernel_exact, product_exact = done.stdout.split()
+    assert product_exact == "True", f"int8 products wrong under AVX2 (kernel exact: {kernel_exact})"
+
+
 # -- everything off ---------------------------------------------------------------------------------------------
 
 
