@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench mutate clean
 
 # PIP_CONSTRAINT also pins what source-only packages need to build (seqeval's setuptools_scm); -c does not reach there.
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt requirements/no-deps.txt
@@ -31,6 +31,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# Realistic bugs applied one at a time to a copy of the tree: do the tests catch them? (tools/mutate.py; slow)
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

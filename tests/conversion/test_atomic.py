@@ -60,9 +60,14 @@ def _start(src: Path, dst: Path, *extra: str) -> subprocess.Popen:
 
 
 def _interrupt_mid_write(process: subprocess.Popen, dst: Path, sig: int, min_bytes: int = 20 * 10**6) -> None:
-    """Send `sig` once a staging directory beside DST holds a weights file of at least `min_bytes`."""
+    """Send `sig` once a staging directory beside DST holds a weights file of at least `min_bytes`; fail at once
+    if such a file grows in DST itself (the output must be assembled beside it)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if dst.is_dir() and any(f.stat().st_size >= min_bytes for f in dst.rglob("*") if f.is_file()):
+            process.kill()
+            process.wait(30)
+            pytest.fail(f"the converter writes into {dst} itself, not into a staging directory beside it")
         for stage in dst.parent.glob(f".{dst.name}.{TMP_MARKER}-*"):
             if any(f.stat().st_size >= min_bytes for f in stage.glob("*") if f.is_file()):
                 process.send_signal(sig)
