@@ -11,12 +11,17 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rembert_spec.formats.safetensors import DEFAULT_MAX_SHARD_SIZE, parse_size
 from rembert_spec.weights import HEADS
 
+from . import onnx_options
 from .converter import ConversionReport, VerificationFailed, convert
 from .plan import DTYPES, TARGETS, dtype_refusal
+
+if TYPE_CHECKING:
+    from .onnx_export import OnnxReport
 
 PROG = "rembert-convert"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERIFY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -38,6 +43,7 @@ examples:
   {PROG} rembert rembert-classifier --to pt --head sequence_classification
   {PROG} rembert rembert-bf16 --to pt --dtype bfloat16 --max-shard-size 500MB
   {PROG} google/model.ckpt rembert-from-google --to pt --config google/config.json
+  {PROG} rembert rembert-onnx --to onnx --int8
 
 heads: {", ".join(HEADS)}
 
@@ -55,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("src", metavar="SRC", help="model directory, weights file, or Google TF checkpoint prefix")
     parser.add_argument("dst", metavar="DST", help="output model directory (created; see --force)")
     parser.add_argument(
-        "--to", required=True, choices=list(TARGETS), help="pt: model.safetensors; tf: tf_model.h5 (Hugging Face's)"
+        "--to",
+        required=True,
+        choices=[*TARGETS, "onnx"],
+        help="pt: model.safetensors; tf: tf_model.h5 (Hugging Face's); onnx: model.onnx for ONNX Runtime "
+        "(needs torch and rembert[onnx]; see docs/deployment.md)",
     )
     parser.add_argument(
         "--config",
@@ -97,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="--verify limit, relative to max(1, largest output). Default 1e-4, or 1e-2 / 5e-2 when --dtype "
         "float16 / bfloat16 rounds the weights",
     )
+    onnx_options.add_to(parser)
     parser.add_argument(
         "--force", action="store_true", help="replace a non-empty DST (only once the new one is complete)"
     )
@@ -149,12 +160,15 @@ def _print_report(report: ConversionReport) -> None:
     print("\n".join(report.lines()), flush=True)
 
 
-def run(args: argparse.Namespace) -> ConversionReport:
-    """Convert as the parsed arguments say; raises what `convert` raises."""
+def run(args: argparse.Namespace) -> ConversionReport | OnnxReport:
+    """Convert (or export, `--to onnx`) as the parsed arguments say; raises what `convert` raises."""
 
     def log(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
+
+    if args.to == "onnx":
+        return onnx_options.run(args, log)
 
     return convert(
         args.src,
@@ -179,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    refusal = dtype_refusal(args.to, args.dtype)
+    refusal = onnx_options.refusal(args) or (None if args.to == "onnx" else dtype_refusal(args.to, args.dtype))
     if refusal:
         _error(refusal)
         return EXIT_USAGE

@@ -11,6 +11,14 @@ computes the same numbers.
   copy-on-write pages as parameters, no copy. Off: each tensor is copied into its parameter.
 - `tensor_version` (`Tensor._version`, bumped by every in-place write): greedy decoding scores the vocabulary
   with a bfloat16 copy of the decoder, rebuilt when the weights change. Off: greedy decoding scores in float32.
+- `assert_async` (`torch._assert_async`): where ids may not be read back to the host (torch.compile,
+  torch.export, torch.jit.trace, accelerators), their range is checked by an assertion op in the graph or on the
+  device. Off: there, ids are not checked (CPU eager still checks them on the host, with the offending value).
+- `pytree` (`torch.utils._pytree.register_pytree_node`): output records are containers to torch.export and
+  torch.compile, so an exported model returns them as eager does. Off: export a model with `return_dict=False`.
+- `int_mm` (`torch._int_mm`, int8 x int8 -> int32 on CPU): the matrix product of `quantize="int8"` layers, where
+  it is exact (VNNI / AVX-512; a CPU with AVX2 only saturates, checked once per process). Off, or not exact: the
+  same product in float32 (exact below 2**24, else within float rounding), no faster than float32.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterable
 
 import torch
 
@@ -84,3 +93,91 @@ def weights_key(*tensors: torch.Tensor) -> tuple | None:
     if not active("tensor_version"):
         return None
     return tuple(key for t in tensors for key in (t.data_ptr(), t._version))
+
+
+# -- assert_async ----------------------------------------------------------------------------------------
+# `torch._assert_async(condition, message)` is an op: the condition stays a tensor, so nothing is read back to the
+# host. In a graph (torch.compile, torch.export) it is recorded like any op and raises when the graph runs; on an
+# accelerator it is a device-side assertion. The ONNX exporter drops it (ONNX has no assertion op).
+
+
+def assert_on_device(condition: torch.Tensor, message: str) -> bool:
+    """Assert that the boolean scalar `condition` holds, without waiting for its value. False when switched off
+    (nothing is checked)."""
+    if not active("assert_async"):
+        return False
+    torch._assert_async(condition, message)
+    return True
+
+
+# -- pytree ----------------------------------------------------------------------------------------------
+# torch.export and torch.compile flatten a model's outputs with torch's pytree registry, which only knows exact
+# types: an output record (a dict subclass) must be registered to come out of an exported program as itself.
+
+
+def register_output_records(records: Iterable[type]) -> bool:
+    """Register each output record class (rembert_spec.outputs) as a pytree container of its present fields.
+    False when switched off."""
+    if not active("pytree"):
+        return False
+    import torch.utils._pytree as pytree
+
+    for record in records:
+        if record in pytree.SUPPORTED_NODES:
+            continue
+        pytree.register_pytree_node(
+            record,
+            _record_fields,
+            _record_rebuilder(record),
+            serialized_type_name=f"{record.__module__}.{record.__qualname__}",
+            flatten_with_keys_fn=lambda out: _record_fields_with_keys(out, pytree.MappingKey),
+        )
+    return True
+
+
+def _record_fields(out: dict) -> tuple[list, list[str]]:
+    keys = [key for key in type(out).fields if key in out]
+    return [out[key] for key in keys], keys
+
+
+def _record_fields_with_keys(out: dict, key_type: type) -> tuple[list, list[str]]:
+    values, keys = _record_fields(out)
+    return [(key_type(key), value) for key, value in zip(keys, values, strict=True)], keys
+
+
+def _record_rebuilder(record: type):
+    def rebuild(values: Iterable, keys: list[str]):
+        return record(**dict(zip(keys, values, strict=True)))
+
+    return rebuild
+
+
+# -- int_mm ----------------------------------------------------------------------------------------------
+
+
+# On a CPU without VNNI instructions (AVX2 only, or oneDNN held to AVX2), oneDNN multiplies int8 pairs into
+# saturating 16-bit sums, so large products come out wrong. Whether this process's kernel is exact is asked once,
+# on the extreme values that saturate such a kernel; where it is not, the float32 product is used.
+_int_mm_exact: bool | None = None
+
+
+def int_mm_is_exact() -> bool:
+    """Whether `torch._int_mm` computes exact int32 products here (VNNI / AVX-512 kernels do; AVX2's saturate)."""
+    global _int_mm_exact
+    if _int_mm_exact is None:
+        # Rows and columns of one extreme value each: a saturating kernel gets 127 * 127 rows wrong.
+        a = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[:, None].expand(32, 64).contiguous()
+        b = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[None, :].expand(64, 32).contiguous()
+        expected = a.long() @ b.long()
+        try:
+            _int_mm_exact = bool((torch._int_mm(a, b).long() == expected).all())
+        except RuntimeError:  # no int8 kernel for this device or build
+            _int_mm_exact = False
+    return _int_mm_exact
+
+
+def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for int8 matrices [m, k] @ [k, n], accumulated in int32."""
+    if active("int_mm") and (a.device.type != "cpu" or int_mm_is_exact()):
+        return torch._int_mm(a, b)
+    return torch.matmul(a.float(), b.float()).round_().to(torch.int32)

@@ -17,23 +17,37 @@ from torch.utils.checkpoint import checkpoint
 from rembert_spec import RemBertConfig
 from rembert_spec import inputs as rules
 from rembert_spec.outputs import (
+    OUTPUT_FOR_HEAD,
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
     EncoderRecord,
     MaskedLMOutput,
+    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
-    returned,
 )
+from rembert_spec.outputs import returned as record_or_tuple
 
+from . import internals
 from .generation import GenerationMixin
 from .layers import Embedding, LayerNorm, Linear
 from .pretrained import RemBertPreTrainedModel
-from .validation import FACTS, check_labels
+from .validation import FACTS, capturing, check_labels, reads_host
 
 LayerCache = tuple[torch.Tensor, ...]  # (self key, self value[, cross key, cross value]), [batch, heads, len, size]
+
+internals.register_output_records(OUTPUT_FOR_HEAD.values())  # torch.export returns them as eager does
+
+
+def returned(outputs: ModelOutput, return_dict: bool | None, return_dict_default: bool) -> ModelOutput | tuple:
+    """The record, or with `return_dict=False` its tuple (rembert_spec.outputs.returned). Under torch.jit.trace the
+    tuple unless `return_dict=True` is passed (as Hugging Face's `torchscript=True`): a traced module may only
+    return plain containers."""
+    if return_dict is None and torch.jit.is_tracing():
+        return_dict = False
+    return record_or_tuple(outputs, return_dict, return_dict_default)
 
 
 def activation(hidden_act: str | Callable) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -290,7 +304,9 @@ class RemBertLayer(nn.Module):
         """output.dense(activation(intermediate.dense(x))); when gradients are recorded, without keeping the
         intermediate activations (see RecomputedFeedForward)."""
         dense_in, dense_out = self.intermediate.dense, self.output.dense
-        if torch.is_grad_enabled():
+        # Not while a graph is captured (torch.jit.trace cannot save a Python autograd function; under
+        # torch.compile, AOTAutograd's partitioner chooses what to recompute) nor for quantized layers.
+        if torch.is_grad_enabled() and not capturing() and isinstance(dense_in, nn.Linear):
             act = self.intermediate.intermediate_act_fn
             return RecomputedFeedForward.apply(
                 hidden_states, dense_in.weight, dense_in.bias, dense_out.weight, dense_out.bias, act
@@ -458,8 +474,11 @@ class RemBertModel(RemBertPreTrainedModel):
             if _read_positions is not None:
                 computed = computed | _read_positions
             if self.pooler is not None and past_length == 0:
-                computed = torch.cat([torch.ones_like(computed[:, :1]), computed[:, 1:]], dim=1)
-            if not bool(computed.all()):
+                # (A comparison rather than slicing and concatenating: a captured graph takes any length.)
+                computed = computed | (torch.arange(length, device=device) == 0)
+            # Asking whether anything is skipped at all reads the mask on the host: only on CPU, eagerly. A captured
+            # graph (compile, export, ONNX) or an accelerator always packs (the same numbers without padding).
+            if not reads_host(computed) or not bool(computed.all()):
                 packing = Packing(computed)
 
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)

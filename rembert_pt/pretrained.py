@@ -119,6 +119,7 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         use_safetensors: bool | None = None,
         strict: bool = False,
         mmap: bool = True,
+        quantize: str | None = None,
         **kwargs: Any,
     ):
         """Load a model directory (config.json plus model.safetensors or shards, pytorch_model.bin or tf_model.h5,
@@ -131,11 +132,16 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         config fields (num_labels=5, is_decoder=True); an unknown one is a TypeError. `add_pooling_layer`
         (RemBertModel only) builds the backbone with or without its pooler. `strict=True` makes any weight
         the checkpoint lacks, holds unused or holds in another shape an error (raised before anything is read).
+        `quantize="int8"` returns the model with the encoder's linear layers in int8, for CPU inference
+        (rembert_pt.quantize, docs/deployment.md).
 
         With `mmap` (the default) the parameters loaded on the CPU are the checkpoint's copy-on-write pages, no copy
         (see `rembert_spec.mapped_files` for what happens if the file is then rewritten in place); `mmap=False`
         reads them once into memory of the model's own.
         """
+        from .quantize import check_mode, quantize_model
+
+        check_mode(quantize)
         mapped_files.warn_about_changed_files()
         request = resolve_load(
             pretrained_model_name_or_path,
@@ -183,6 +189,8 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
             mapped_files.keep(model, cls.__name__, report.mapped_files)
         model.init_weights(fresh_entries(entries, report))
         model.eval()
+        if quantize is not None:
+            quantize_model(model, quantize)
         return (model, report.as_dict()) if output_loading_info else model
 
     # -- saving --------------------------------------------------------------------------------------------
@@ -207,6 +215,11 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
         `safe_serialization=False`. `state_dict` saves those tensors instead of the model's own (same keys);
         a process that is not the main one (`is_main_process=False`) writes nothing. `push_to_hub=True` then
         uploads the files to `repo_id` (default: the directory's name) with huggingface_hub."""
+        if getattr(self, "quantization", None) is not None:
+            raise ValueError(
+                f"this {type(self).__name__} is quantized ({self.quantization}) and cannot be saved: save the float "
+                "model, and quantize when loading it (from_pretrained(..., quantize=...))"
+            )
         if not is_main_process:
             return []
         if state_dict is None:
@@ -236,6 +249,18 @@ class RemBertPreTrainedModel(RemBertModelMixin, nn.Module):
                 create_pr=create_pr,
             )
         return written
+
+    # -- deployment ----------------------------------------------------------------------------------------
+
+    def to_onnx(
+        self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False, verbose: bool = False
+    ) -> Path:
+        """Export as an ONNX model at `path` (dynamic batch and length; inputs input_ids, attention_mask and
+        token_type_ids; the head's outputs by name). `int8=True` quantizes the encoder's linear layers with ONNX
+        Runtime. Needs `pip install "rembert[onnx]"`; see rembert_pt.export and docs/deployment.md."""
+        from .export import OPSET, export_onnx
+
+        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8, verbose=verbose)
 
     # -- embeddings ----------------------------------------------------------------------------------------
 
@@ -328,6 +353,7 @@ _FROM_PRETRAINED_ARGUMENTS = (
     "use_safetensors",
     "strict",
     "mmap",
+    "quantize",
 )
 # What torch.utils.checkpoint.checkpoint takes besides the function and its inputs.
 _CHECKPOINT_ARGUMENTS = frozenset(

@@ -1,7 +1,10 @@
 """PyTorch's answers to the framework-neutral input rules of rembert_spec.inputs (`TensorFacts`).
 
 Sizes are always known in PyTorch, so every check raises `InputError` at once; only the range of id values
-needs the tensor itself.
+needs the tensor itself. On CPU, eagerly, it is read back to the host and refused with the offending value. Where
+reading a value back would stop a graph being captured or wait on a device (torch.compile, torch.export and the
+ONNX exporter, torch.jit.trace, accelerators), the range becomes an assertion op instead: no graph break, no
+device sync, the same words without the value.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import torch
 
 from rembert_spec import inputs as rules
 
+from . import internals
+
 
 def tensor_kind(t: torch.Tensor) -> str:
     """A tensor's dtype as a numpy-style kind: b, i, f or c."""
@@ -20,8 +25,20 @@ def tensor_kind(t: torch.Tensor) -> str:
     return "f" if t.is_floating_point() else ("c" if t.is_complex() else "i")
 
 
+def capturing() -> bool:
+    """True while torch.compile, torch.export (the ONNX exporter's first step) or torch.jit.trace records the model:
+    a value read back to the host would break the graph (compile), fail (export) or become a constant (trace)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def reads_host(t: torch.Tensor) -> bool:
+    """Whether a check may read `t`'s values back to the host: on CPU, eagerly. Elsewhere it would cost a device
+    sync or a graph break."""
+    return t.device.type == "cpu" and not capturing()
+
+
 class TorchFacts(rules.TensorFacts):
-    """Sizes from `tensor.shape`; id ranges from one min/max reduction."""
+    """Sizes from `tensor.shape`; id ranges from one min/max reduction on the host, or an assertion op."""
 
     def dims(self, x: torch.Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
@@ -41,8 +58,12 @@ class TorchFacts(rules.TensorFacts):
             )
 
     def check_id_range(self, name: str, ids: torch.Tensor, limit: int, limit_name: str, allow_ignore: bool) -> None:
-        # Reads the values on the host (`int(...)`): the one check that needs them, kept here so that a
-        # compiled or exported model can replace it alone.
+        if not reads_host(ids):
+            inside = (ids >= 0) & (ids < limit)
+            if allow_ignore:
+                inside |= ids == rules.IGNORE_INDEX
+            internals.assert_on_device(inside.all(), rules.unread_range_message(name, limit, limit_name, allow_ignore))
+            return
         values = ids[ids != rules.IGNORE_INDEX] if allow_ignore else ids
         if values.numel():
             low, high = torch.aminmax(values)

@@ -138,6 +138,12 @@ def range_message(name: str, limit: int, limit_name: str, allow_ignore: bool = F
     return f"{name} must be in [0, {limit}){ignore} ({limit_name}={limit}), got"
 
 
+def unread_range_message(name: str, limit: int, limit_name: str, allow_ignore: bool = False) -> str:
+    """check_range's message where the values cannot be read (a device-side or in-graph assertion): `input_ids must
+    be in [0, 99) (vocab_size=99), got a value outside that range`."""
+    return f"{range_message(name, limit, limit_name, allow_ignore)} a value outside that range"
+
+
 def shape_message(name: str, against: str) -> tuple[str, str]:
     """check_shape's message in two parts, each followed by a shape: `x has shape` [..] `but y needs` [..]."""
     return f"{name} has shape", f"but {against} needs"

@@ -227,6 +227,16 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
             )
         return written
 
+    # -- deployment ----------------------------------------------------------------------------------------
+
+    def to_onnx(self, path: str | os.PathLike, *, opset: int | None = None, int8: bool = False) -> Path:
+        """Export `serving_function()` as an ONNX model at `path` (tf2onnx; int32 inputs input_ids,
+        attention_mask, token_type_ids with dynamic batch and length). `int8=True` quantizes the encoder's Dense
+        kernels with ONNX Runtime. Needs `pip install "rembert[onnx]"`; see docs/deployment.md."""
+        from .onnx_export import OPSET, export_onnx
+
+        return export_onnx(self, path, opset=OPSET if opset is None else opset, int8=int8)
+
     # -- embeddings ----------------------------------------------------------------------------------------
 
     def resize_token_embeddings(self, new_num_tokens: int) -> Embedding:

@@ -264,8 +264,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     mutation(
         MODELING_PT,
-        "            if not bool(computed.all()):\n",
-        "            if bool(computed.all()):\n",
+        "            if not reads_host(computed) or not bool(computed.all()):\n",
+        "            if not reads_host(computed) or bool(computed.all()):\n",
         "padding is skipped only in batches that have none (inverted test)",
         PT,
     ),

@@ -68,7 +68,7 @@ def test_console_script_is_declared():
     "argv",
     [
         ["SRC", "DST"],  # --to is required
-        ["SRC", "DST", "--to", "onnx"],
+        ["SRC", "DST", "--to", "jax"],
         ["SRC", "DST", "--to", "pt", "--head", "pretraining"],
         ["SRC", "DST", "--to", "pt", "--dtype", "int8"],
         ["SRC", "DST", "--to", "pt", "--max-shard-size", "lots"],

@@ -138,6 +138,78 @@ def test_tensor_version_pins_the_in_place_write_counter(monkeypatch):
     assert internals.weights_key(decoder.weight, decoder.bias) is None
 
 
+# -- assert_async: torch._assert_async ----------------------------------------------------------------------------
+
+
+def test_assert_async_pins_an_assertion_op_that_raises_with_its_message(monkeypatch):
+    assert internals.assert_on_device(torch.tensor(True), "fine") is True
+    with pytest.raises(RuntimeError, match="ids out of range"):
+        internals.assert_on_device(torch.tensor(False), "ids out of range")
+    # Recorded by torch.export as an op of the graph (not evaluated while tracing).
+    program = torch.export.export(
+        _Asserting(), (torch.tensor([1, 2]),), dynamic_shapes=({0: torch.export.Dim("n")},), strict=False
+    )
+    assert "aten._assert_async.msg" in str(program.graph)
+    monkeypatch.setattr(internals.SWITCHES, "disabled", {"assert_async"})
+    assert internals.assert_on_device(torch.tensor(False), "not checked") is False
+
+
+class _Asserting(torch.nn.Module):
+    def forward(self, x):
+        internals.assert_on_device((x >= 0).all(), "negative")
+        return x + 1
+
+
+# -- pytree: torch.utils._pytree -----------------------------------------------------------------------------------
+
+
+def test_pytree_pins_that_registered_records_flatten_to_their_tensors():
+    import torch.utils._pytree as pytree
+
+    from rembert_spec.outputs import SequenceClassifierOutput
+
+    record = SequenceClassifierOutput(logits=torch.ones(2), hidden_states=(torch.zeros(1),))
+    leaves, spec = pytree.tree_flatten(record)
+    assert len(leaves) == 2
+    rebuilt = pytree.tree_unflatten([leaf + 1 for leaf in leaves], spec)
+    assert type(rebuilt) is SequenceClassifierOutput and list(rebuilt) == ["logits", "hidden_states"]
+    assert float(rebuilt.logits[0]) == 2.0
+
+
+# -- int_mm: torch._int_mm ----------------------------------------------------------------------------------------
+
+
+def test_int_mm_pins_exact_int8_products_and_the_float_fallback(monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randint(-128, 128, (5, 48), dtype=torch.int8, generator=generator)
+    b = torch.randint(-128, 128, (24, 48), dtype=torch.int8, generator=generator).t()  # a transposed view
+    expected = a.long() @ b.long()
+    got = internals.int8_matmul(a, b)
+    assert got.dtype == torch.int32 and bool((got.long() == expected).all())
+    monkeypatch.setattr(internals.SWITCHES, "disabled", {"int_mm"})
+    assert bool((internals.int8_matmul(a, b).long() == expected).all())
+
+
+_AVX2_INT8 = """
+import torch
+from rembert_pt import internals
+generator = torch.Generator().manual_seed(0)
+a = torch.randint(96, 128, (24, 64), dtype=torch.int8, generator=generator)  # large products
+b = torch.randint(-128, 128, (16, 64), dtype=torch.int8, generator=generator).t()
+print(internals.int_mm_is_exact(), bool((internals.int8_matmul(a, b).long() == a.long() @ b.long()).all()))
+"""
+
+
+def test_int8_products_stay_exact_where_the_kernel_saturates():
+    # oneDNN held to AVX2 (a CPU without VNNI) sums int8 pairs in saturating 16 bits: int8_matmul must notice and
+    # give the exact product anyway.
+    caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    env = {**os.environ, **caps, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", _AVX2_INT8], capture_output=True, text=True, env=env, check=True)
+    kernel_exact, product_exact = done.stdout.split()
+    assert product_exact == "True", f"int8 products wrong under AVX2 (kernel exact: {kernel_exact})"
+
+
 # -- everything off ---------------------------------------------------------------------------------------------
 
 
