@@ -70,8 +70,8 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = OPSET, int8: boo
 
 
 def _encoder_kernel_initializers(model, proto) -> set[str]:
-    """The initializers holding the encoder layers' Dense kernels (every 2-D weight of a transformer layer),
-    found by value: tf2onnx names them after its graph, not after the variables."""
+    """The initializers holding the encoder layers' Dense kernels but the attention output projection's (kept in
+    float, as rembert_pt.export says why), found by value: tf2onnx names them after its graph, not the variables."""
     from onnx import numpy_helper
 
     def digest(array: np.ndarray) -> str:
@@ -79,8 +79,9 @@ def _encoder_kernel_initializers(model, proto) -> set[str]:
 
     kernels = set()
     for layer in model._backbone().encoder.layer:
+        kept_in_float = {id(weight) for weight in layer.attention.output_.dense.weights}
         for weight in layer.weights:
-            if len(weight.shape) == 2:
+            if len(weight.shape) == 2 and id(weight) not in kept_in_float:
                 value = np.asarray(weight.numpy())
                 kernels |= {digest(value), digest(value.T)}
     return {
