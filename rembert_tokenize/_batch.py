@@ -252,19 +252,19 @@ def truncated_lengths(
     both get half (the longer one the odd token). ``only_first``/``only_second`` cut one text; an input
     whose text to cut is too short to make room is flagged.
     """
-    fits = np.zeros(len(first), dtype=bool)
+    none_too_short = np.zeros(len(first), dtype=bool)
     if strategy == "do_not_truncate":
-        return first, second, fits
+        return first, second, none_too_short
     if budget == 0:
-        return np.zeros_like(first), None if second is None else np.zeros_like(second), fits
+        return np.zeros_like(first), None if second is None else np.zeros_like(second), none_too_short
     total = first if second is None else first + second
     over = total > budget
     if not over.any():
-        return first, second, fits
+        return first, second, none_too_short
     if strategy == "longest_first":
         if second is None:
-            return np.minimum(first, budget), None, fits
-        return (*_longest_first(first, second, budget, over), fits)
+            return np.minimum(first, budget), None, none_too_short
+        return (*_longest_first(first, second, budget, over), none_too_short)
     if strategy == "only_second" and second is None:
         raise ValueError("Truncation error: only_second needs a second sequence (a text pair)")
     target = first if strategy == "only_first" else second
@@ -302,10 +302,9 @@ def _check_truncation(
     """Refuse the call for its first input that cannot be cut: a text too short to make room, or a
     window no longer than ``stride``. Hugging Face's fast tokenizer stops at the first such input, so
     its error is the one that input gives."""
-    stride_too_large = (keep_first > 0) & (keep_first < first) & (keep_first <= stride)
-    if second is not None:
-        stride_too_large |= (keep_second > 0) & (keep_second < second) & (keep_second <= stride)
-    failing = np.flatnonzero(too_short | stride_too_large)
+    texts = [(first, keep_first)] + ([] if second is None else [(second, keep_second)])
+    windows = [(keep, (keep > 0) & (keep < lengths) & (keep <= stride)) for lengths, keep in texts]
+    failing = np.flatnonzero(too_short | np.logical_or.reduce([narrow for _, narrow in windows]))
     if not len(failing):
         return
     row = failing[0]
@@ -314,7 +313,7 @@ def _check_truncation(
             f"Truncation error: with {strategy}, the sequence to truncate is too short to fit max_length "
             f"(input {row}); use truncation='longest_first' or a larger max_length"
         )
-    keep = min(k[row] for k, n in ((keep_first, first), (keep_second, second)) if k is not None and k[row] < n[row])
+    keep = min(keep[row] for keep, narrow in windows if narrow[row])
     raise ValueError(
         f"stride ({stride}) must be smaller than the number of tokens a truncated text keeps per row "
         f"({int(keep)} for input {row}: max_length minus the special tokens and the other text); "
