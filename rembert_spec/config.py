@@ -225,7 +225,7 @@ class RemBertConfig:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in merged.items() if k in known}
         extra = {k: v for k, v in merged.items() if k not in known and k != "model_type"}
-        return cls(**_labels_overridden(kwargs, overrides), extra=extra)
+        return cls(**{**kwargs, **_stale_labels_unset(overrides)}, extra=extra)
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -282,21 +282,17 @@ class RemBertConfig:
     def replace(self, **changes: Any) -> RemBertConfig:
         """A validated copy with some fields changed."""
         check_field_names({k: v for k, v in changes.items() if k != "extra"}, "RemBertConfig.replace()")
-        return dataclasses.replace(self, **_labels_overridden(dataclasses.asdict(self), changes))
+        return dataclasses.replace(self, **{**changes, **_stale_labels_unset(changes)})
 
 
-def _labels_overridden(stored: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields with `overrides` applied, where new labels replace the stored description of the old head:
-    a new `num_labels` unsets the stored label maps, a new `id2label` the stored count (and the stored `label2id`,
-    which is then its inverse)."""
-    merged = {**stored, **overrides}
-    if "num_labels" in overrides and "id2label" not in overrides:
-        merged.update(id2label=None, label2id=None)
-    if "id2label" in overrides and "num_labels" not in overrides:
-        merged["num_labels"] = None
-        if "label2id" not in overrides:
-            merged["label2id"] = None
-    return merged
+def _stale_labels_unset(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The label fields that `changes` make stale, set to None (derived again from the new ones): a new `num_labels`
+    unsets the label maps, a new `id2label` the count (and `label2id`, which is then its inverse)."""
+    if "num_labels" in changes and "id2label" not in changes:
+        return {"id2label": None, "label2id": None}
+    if "id2label" in changes and "num_labels" not in changes:
+        return {"num_labels": None, **({} if "label2id" in changes else {"label2id": None})}
+    return {}
 
 
 def check_field_names(names: Iterable[str], where: str, also: Iterable[str] = ()) -> None:
