@@ -155,19 +155,21 @@ def _record_rebuilder(record: type):
 # -- int_mm ----------------------------------------------------------------------------------------------
 
 
-# On a CPU without VNNI instructions (AVX2 only, or oneDNN held to AVX2), oneDNN multiplies int8 pairs into
-# saturating 16-bit sums, so large products come out wrong. Whether this process's kernel is exact is asked once,
-# on the extreme values that saturate such a kernel; where it is not, the float32 product is used.
+# On a CPU without VNNI instructions (AVX2 only, or oneDNN held to AVX2), oneDNN adds pairs of int8 products in
+# saturating 16-bit sums. Int8Linear keeps its weights within [-64, 64], where such sums cannot saturate; whether this
+# process's kernel is exact on those operands is asked once, on the extreme values, and where it is not (a kernel
+# that saturates even there), the float32 product is used.
 _int_mm_exact: bool | None = None
 
 
 def int_mm_is_exact() -> bool:
-    """Whether `torch._int_mm` computes exact int32 products here (VNNI / AVX-512 kernels do; AVX2's saturate)."""
+    """Whether `torch._int_mm` computes exact int32 products here for int8 inputs times weights within [-64, 64]
+    (every x86 kernel does: VNNI, AVX-512 and AVX2)."""
     global _int_mm_exact
     if _int_mm_exact is None:
-        # Rows and columns of one extreme value each: a saturating kernel gets 127 * 127 rows wrong.
+        # Rows and columns of one extreme value each: every pair of products at its largest.
         a = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[:, None].expand(32, 64).contiguous()
-        b = torch.tensor([127, -128, -127, 1] * 8, dtype=torch.int8)[None, :].expand(64, 32).contiguous()
+        b = torch.tensor([64, -64, -63, 1] * 8, dtype=torch.int8)[None, :].expand(64, 32).contiguous()
         expected = a.long() @ b.long()
         try:
             _int_mm_exact = bool((torch._int_mm(a, b).long() == expected).all())
@@ -177,7 +179,8 @@ def int_mm_is_exact() -> bool:
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b for int8 matrices [m, k] @ [k, n], accumulated in int32."""
+    """a @ b for int8 matrices [m, k] @ [k, n], accumulated in int32; exact where every |b| <= 64 (Int8Linear's
+    weights), whatever the CPU."""
     if active("int_mm") and (a.device.type != "cpu" or int_mm_is_exact()):
         return torch._int_mm(a, b)
     return torch.matmul(a.float(), b.float()).round_().to(torch.int32)

@@ -2,17 +2,24 @@
 
 `quantize_model(model, "int8")` (or `from_pretrained(..., quantize="int8")`) replaces every linear layer of the
 encoder's transformer layers (attention query, key, value and output; feed-forward in and out) by an `Int8Linear`.
-Its weight is stored as two int8 terms with one scale each per output channel: W ~ s (Q_hi + Q_lo / 254), the
-second term holding what rounding W to 8 bits lost. Each call quantizes its input per token (one scale and zero
-point per row, 8 bits, asymmetric), multiplies in int8 with exact int32 accumulation, and rescales. Everything
-else stays in the model's float dtype: the embeddings and their projection into the encoder, the pooler, the
-heads, and the LM head's vocabulary projection (its logits are what a user reads; quantizing it is not measured
-safe here).
+Its weight is stored as two int8 terms with one scale each per output channel: W ~ s (Q_hi + Q_lo / 128), the
+second term holding what rounding W to the first term's levels lost. Each call quantizes its input per token
+(one scale and zero point per row, 8 bits, asymmetric), multiplies in int8 with exact int32 accumulation, and
+rescales. Everything else stays in the model's float dtype: the embeddings and their projection into the
+encoder, the pooler, the heads, and the LM head's vocabulary projection (its logits are what a user reads;
+quantizing it is not measured safe here).
 
 Why two weight terms: on a full-size model a single int8 weight term moved the last hidden state by 4.9% (relative
 L2; 2.0% with two terms); the error of a weight is the same for every token, so it adds up through the 32 layers
 where the per-token rounding of inputs averages out. The attention output projection also quantizes its input in
 two terms (its input, the heads' concatenated contexts, mixes scales that differ by head): 1.4% in all.
+
+Why the weight terms stay within [-64, 64] (7 bits and a sign), not [-127, 127]: a CPU without VNNI (AVX2 only)
+multiplies int8 pairs with an instruction that adds two adjacent products in a saturating 16-bit sum, on inputs
+offset to [0, 255]. With weights within 64, two such products stay below 2 * 255 * 64 = 32640 < 2^15, so every x86
+kernel is exact; full 8-bit weights come out wrong there. The two terms still hold about 14 bits per weight: the
+full-size error is the same as with 8-bit terms (1.44% against 1.43%).
+
 benchmarks/bench_deploy.py measures this and the time; docs/deployment.md has the figures.
 
 Quantized models are for inference: they cannot be trained, saved (`save_pretrained` refuses; quantize when
@@ -37,12 +44,17 @@ def check_mode(quantize: str | None) -> None:
         raise ValueError(f"quantize must be None or one of {', '.join(map(repr, MODES))}, got {quantize!r}")
 
 
+# The largest weight level: see the module docstring (exact on AVX2 kernels). The same as ONNX Runtime's "reduced
+# range" for int8 weights, which the ONNX export uses for the same reason.
+WEIGHT_LEVELS = 64
+
+
 def _int8_terms(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x ~ scale * (hi + lo / 254) along `dim`, symmetric: (hi, lo, scale, residual scale), hi and lo int8."""
-    scale = x.abs().amax(dim=dim, keepdim=True).clamp_min(_TINY) / 127
-    hi = torch.round(x / scale).clamp_(-127, 127)
-    lo_scale = scale / 254
-    lo = torch.round((x - hi * scale) / lo_scale).clamp_(-127, 127)
+    """x ~ scale * (hi + lo / 128) along `dim`, symmetric, |hi|, |lo| <= 64: (hi, lo, scale, residual scale)."""
+    scale = x.abs().amax(dim=dim, keepdim=True).clamp_min(_TINY) / WEIGHT_LEVELS
+    hi = torch.round(x / scale).clamp_(-WEIGHT_LEVELS, WEIGHT_LEVELS)
+    lo_scale = scale / (2 * WEIGHT_LEVELS)  # what rounding to `scale` lost is within scale / 2
+    lo = torch.round((x - hi * scale) / lo_scale).clamp_(-WEIGHT_LEVELS, WEIGHT_LEVELS)
     return hi.to(torch.int8), lo.to(torch.int8), scale.squeeze(dim), lo_scale.squeeze(dim)
 
 

@@ -106,8 +106,14 @@ def _serialized_size(model) -> int:
 def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, weights: Collection[str]) -> Path:
     """Write at `dst` the ONNX model `src` with every MatMul / Gemm whose weight (second input) is an initializer
     named in `weights` computed in int8 by ONNX Runtime (DynamicQuantizeLinear + MatMulInteger); the rest stays
-    float. Each such weight is split in two matrices, W_hi (W rounded to 8 bits per output channel) and W_lo (what
-    the rounding lost), both quantized per output channel: W_hi exactly, W_lo with 1/254 of its step."""
+    float. Each such weight is split in two matrices, W_hi (W rounded to 129 levels per output channel) and W_lo
+    (what the rounding lost), both quantized per output channel to ONNX Runtime's reduced range [-64, 64]: W_hi
+    exactly, W_lo with 1/128 of its step.
+
+    Why the reduced range: ONNX Runtime's int8 kernel for CPUs without VNNI (AVX2 only) adds two products of a uint8
+    input and an int8 weight in a saturating 16-bit sum. With weights within 64, such a sum stays below
+    2 * 255 * 64 = 32640 < 2^15, so the model computes the same numbers on every x86 CPU; full-range weights come out
+    wrong there (tests/deploy/test_onnx_avx2.py shows both on a CPU without AVX-512 or VNNI)."""
     require_onnx("onnx", "onnxruntime")
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -133,7 +139,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, weights: Colle
                 op_types_to_quantize=["MatMul"],
                 nodes_to_quantize=chosen,
                 per_channel=True,
-                reduce_range=False,  # VNNI / AVX-512 multiply all 8 bits without overflow
+                reduce_range=True,  # weights within [-64, 64]: exact on AVX2 kernels too (see above)
                 weight_type=QuantType.QInt8,
                 use_external_data_format=large,
                 extra_options={"MatMulConstBOnly": True},
@@ -151,6 +157,9 @@ def _root_logger_quiet() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+_WEIGHT_LEVELS = 64  # ONNX Runtime's reduced range for int8 weights: [-64, 64]
 
 
 def _split_weights(model, weights: set[str]) -> list[str]:
@@ -175,8 +184,9 @@ def _split_weights(model, weights: set[str]) -> list[str]:
                 continue
             if attributes.get("transB", 0):
                 matrix = matrix.T
-        scale = np.maximum(np.abs(matrix).max(axis=0, keepdims=True), np.finfo(np.float32).tiny) / 127
-        hi = (np.clip(np.round(matrix / scale), -127, 127) * scale).astype(np.float32)
+        # The levels of the quantizer's reduced range: W_hi's largest value is 64 steps, so it quantizes exactly.
+        scale = np.maximum(np.abs(matrix).max(axis=0, keepdims=True), np.finfo(np.float32).tiny) / _WEIGHT_LEVELS
+        hi = (np.clip(np.round(matrix / scale), -_WEIGHT_LEVELS, _WEIGHT_LEVELS) * scale).astype(np.float32)
         lo = (matrix - hi).astype(np.float32)
         base = f"{node.name or weight}.int8"
         graph.initializer.extend(

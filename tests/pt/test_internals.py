@@ -191,23 +191,39 @@ def test_int_mm_pins_exact_int8_products_and_the_float_fallback(monkeypatch):
 
 
 _AVX2_INT8 = """
+import sys
 import torch
 from rembert_pt import internals
-generator = torch.Generator().manual_seed(0)
-a = torch.randint(96, 128, (24, 64), dtype=torch.int8, generator=generator)  # large products
-b = torch.randint(-128, 128, (16, 64), dtype=torch.int8, generator=generator).t()
-print(internals.int_mm_is_exact(), bool((internals.int8_matmul(a, b).long() == a.long() @ b.long()).all()))
+from rembert_pt.quantize import Int8Linear
+torch.manual_seed(0)
+linear = torch.nn.Linear(256, 96)
+linear.weight.data[:, ::2] = linear.weight.data.abs().amax()  # every pair of products at its largest
+x = torch.randn(24, 256) * 5 + 2
+x[:, ::2] = x.abs().amax()
+with torch.no_grad():
+    torch.save((Int8Linear(linear)(x), Int8Linear(linear, input_terms=2)(x)), sys.argv[1])
+print(internals.int_mm_is_exact())
 """
 
 
-def test_int8_products_stay_exact_where_the_kernel_saturates():
-    # oneDNN held to AVX2 (a CPU without VNNI) sums int8 pairs in saturating 16 bits: int8_matmul must notice and
-    # give the exact product anyway.
-    caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+def _int8_outputs(tmp_path, name: str, caps: dict[str, str]) -> tuple[str, tuple[torch.Tensor, ...]]:
     env = {**os.environ, **caps, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-c", _AVX2_INT8], capture_output=True, text=True, env=env, check=True)
-    kernel_exact, product_exact = done.stdout.split()
-    assert product_exact == "True", f"int8 products wrong under AVX2 (kernel exact: {kernel_exact})"
+    out = tmp_path / f"{name}.pt"
+    done = subprocess.run(
+        [sys.executable, "-c", _AVX2_INT8, str(out)], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout.split()[-1], torch.load(out)
+
+
+def test_int8_layers_use_the_exact_int8_kernel_of_a_cpu_without_vnni(tmp_path):
+    # oneDNN held to AVX2 (a CPU without VNNI) adds pairs of int8 products in saturating 16 bits. Int8Linear's
+    # weights stay where that cannot overflow: the int8 kernel runs there (no float fallback) and gives what the
+    # native kernel gives.
+    native_exact, native = _int8_outputs(tmp_path, "native", {})
+    avx2_exact, avx2 = _int8_outputs(tmp_path, "avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"})
+    assert (native_exact, avx2_exact) == ("True", "True")
+    for got, expected in zip(avx2, native, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
 
 
 # -- everything off ---------------------------------------------------------------------------------------------
