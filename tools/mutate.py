@@ -444,6 +444,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "SQuAD F1 counts a repeated token once",
         ("tests/tasks/test_squad_f1.py", "tests/tasks/test_postprocessing.py"),
     ),
+    # -- int8 on CPUs without VNNI -------------------------------------------------------------------------------
+    mutation(
+        "rembert_pt/quantize.py",
+        "WEIGHT_LEVELS = 64",
+        "WEIGHT_LEVELS = 127",
+        "PyTorch int8 weights use the full 8-bit range: AVX2 kernels saturate",
+        ("tests/pt/test_internals.py",),
+    ),
+    mutation(
+        "rembert_spec/onnx_files.py",
+        "reduce_range=True,",
+        "reduce_range=False,",
+        "ONNX int8 weights quantized to the full 8-bit range: ONNX Runtime's AVX2 kernel saturates",
+        ("tests/deploy/test_onnx_avx2.py",),
+    ),
 )
 
 
