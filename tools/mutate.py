@@ -444,6 +444,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         "SQuAD F1 counts a repeated token once",
         ("tests/tasks/test_squad_f1.py", "tests/tasks/test_postprocessing.py"),
     ),
+    # -- hub ids and TensorFlow call forms -----------------------------------------------------------------------
+    mutation(
+        "rembert_spec/hub.py",
+        "                revision=options.revision,\n",
+        "                revision=None,\n",
+        "from_pretrained(repo_id, revision=...) loads the default branch instead",
+        ("tests/spec/test_hub.py",),
+    ),
+    mutation(
+        "rembert_spec/hub.py",
+        "return path / options.subfolder if path.is_dir() and options.subfolder else path",
+        "return path",
+        "subfolder= ignored for a local directory",
+        ("tests/spec/test_hub.py", "tests/pt/test_hf_compat.py"),
+    ),
+    mutation(
+        "rembert_tf/call_inputs.py",
+        'return names[1:] if names and names[0] == "self" else names',
+        "return names",
+        "a list of inputs is matched to call's parameters counting self: every input shifts by one",
+        ("tests/tf/test_call_forms.py",),
+    ),
+    mutation(
+        "rembert_tf/call_inputs.py",
+        '        "training",\n',
+        "",
+        "training= in a dict of inputs becomes a tensor instead of a Python flag",
+        ("tests/tf/test_call_forms.py", "tests/tf/test_keras_workflows.py"),
+    ),
     # -- int8 on CPUs without VNNI -------------------------------------------------------------------------------
     mutation(
         "rembert_pt/quantize.py",
