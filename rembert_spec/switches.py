@@ -27,6 +27,7 @@ HOOKS = {
         "save_signature",
         "error_context",
         "keras_tree",
+        "import_gc",
     ),
 }
 PACKAGES = {"torch": "rembert_pt", "tf": "rembert_tf"}
