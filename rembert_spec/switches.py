@@ -18,7 +18,7 @@ import os
 ENVIRONMENT_VARIABLE = "REMBERT_DISABLE_INTERNALS"
 
 HOOKS = {
-    "torch": ("malloc", "adopt_pages", "tensor_version", "assert_async", "pytree", "int_mm"),
+    "torch": ("malloc", "adopt_pages", "tensor_version", "assert_async", "pytree", "int_mm", "import_gc"),
     "tf": (
         "input_conversion",
         "deferred_variables",

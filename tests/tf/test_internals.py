@@ -4,7 +4,6 @@ moves it fails here), and the model computing the same numbers with every hook s
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -239,38 +238,6 @@ def test_keras_tree_pins_the_optree_namespace():
     assert [id(leaf) for leaf in keras.tree.flatten(record)] == [id(logits)]
     rebuilt = keras.tree.map_structure(lambda t: t * 2, record)
     assert isinstance(rebuilt, MaskedLMOutput) and float(rebuilt.logits[0, 0]) == 2.0
-
-
-# -- import_gc: gc.freeze (rembert_spec.import_gc) -------------------------------------------------------------
-
-_IMPORT_GC = """
-import gc, json, sys
-if sys.argv[1] == "user-disabled":
-    gc.disable()
-import rembert_tf
-import tensorflow, keras
-frozen = gc.get_freeze_count()
-tracked = {id(o) for o in gc.get_objects()}
-print(json.dumps(dict(frozen=frozen, enabled=gc.isenabled(), keras_dense_tracked=id(keras.layers.Dense) in tracked,
-                      collects=gc.collect() >= 0)))
-"""
-
-
-def _import_gc_state(mode: str, switch: str = "") -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), switches.ENVIRONMENT_VARIABLE: switch}
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_GC, mode], env=env, check=True, cwd=ROOT, capture_output=True, text=True
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def test_import_gc_freezes_what_the_import_created_and_leaves_the_collector_as_it_was():
-    """Fresh processes: the hook acts when rembert_tf is imported."""
-    on = _import_gc_state("user-enabled")
-    assert on["frozen"] > 100_000 and on["enabled"] and not on["keras_dense_tracked"]  # out of the sweeps
-    assert _import_gc_state("user-disabled")["enabled"] is False  # a collector the user turned off stays off
-    off = _import_gc_state("user-enabled", switch="import_gc")
-    assert off["frozen"] == 0 and off["enabled"] and off["keras_dense_tracked"]
 
 
 # -- everything off --------------------------------------------------------------------------------------------
