@@ -173,7 +173,7 @@ class ReadAhead:
     error): the reader then reads it itself. `close()` stops the threads after the groups they are reading, joins
     them and drops what was not taken."""
 
-    THREADS = 2  # the main thread builds the model meanwhile: more would only take its core
+    THREADS = 2  # at most; the main thread builds the model meanwhile (on a 2-core machine, 2 beat 1 by 0.4 s)
     GROUP_BYTES = 128 * 2**20
     MAX_GAP = 2**20  # bytes between two tensors still read in the same call (into the scratch buffer)
     MAX_BUFFERS = 512  # per call: two iovecs per tensor, below every system's IOV_MAX (1024 on Linux)
@@ -189,7 +189,7 @@ class ReadAhead:
         self._stopping = False
         self._threads = [
             threading.Thread(target=self._run, name=f"rembert read-ahead {i} of {path.name}", daemon=True)
-            for i in range(min(self.THREADS, len(self._groups)))
+            for i in range(min(self.THREADS, _usable_cores(), len(self._groups)))
         ]
         self._running = len(self._threads)
         for thread in self._threads:
@@ -279,6 +279,12 @@ class ReadAhead:
             thread.join()
         self._results.clear()
         self._pending.clear()
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system tells it, else the machine's)."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cores))
 
 
 def _read_into(fd: int, buffers: list[memoryview], offset: int) -> int:
