@@ -108,8 +108,9 @@ class SpecCheckpoint:
         Where the file keeps the other layout, or holds another dtype than the `dtype` the caller will store, the
         caller copies it anyway: it then comes as a (transposed) view of the file's map, so that copy is the only
         pass over the bytes, whatever the reader's access."""
+        transposed = self._transposed(entry, tf_layout)
         array = self.reader.read(self._keys[entry.name], transient=self._copied(entry, tf_layout, dtype))
-        return array.T if self._transposed(entry, tf_layout) else array
+        return array.T if transposed else array
 
     def read_ahead(self, entries: list[WeightEntry], tf_layout: bool = False, dtype: np.dtype | None = None) -> None:
         """Let the reader start reading now, on a background thread, the tensors that `load_weights` with the same

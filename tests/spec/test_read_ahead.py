@@ -124,6 +124,23 @@ def test_a_read_error_on_a_thread_names_the_file_and_tensor(h5_path, monkeypatch
     assert not _read_ahead_threads()
 
 
+def test_reading_ahead_stops_at_the_first_error(h5_path, monkeypatch, small_groups):
+    calls = []
+
+    def failing(fd, buffers, offset):
+        calls.append(offset)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with H5Reader(h5_path, PRIVATE) as reader:
+        keys = reader.keys()
+        monkeypatch.setattr(os, "preadv", failing)
+        reader.read_ahead(keys)
+        with pytest.raises(CheckpointError, match="Input/output error"):
+            for key in keys:
+                reader.read(key)
+    assert 1 <= len(calls) <= ReadAhead.THREADS < len(keys)  # each thread's group, then no more
+
+
 def test_closing_while_reading_ahead_joins_the_threads_and_closes_the_file(h5_path, small_groups):
     files_before = _open_files()
     for _ in range(3):
