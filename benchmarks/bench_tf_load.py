@@ -4,7 +4,8 @@ Two kinds of tf_model.h5, each loaded by both libraries in the same run:
 
 - ours: written by this library (every dataset 64-byte aligned: TensorFlow starts on the file's pages);
 - Hugging Face's: written by transformers' own TF `save_pretrained` in this script's setup (HDF5 places most
-  datasets at offsets TensorFlow cannot use in place; each is read once into aligned memory of its own).
+  datasets at offsets TensorFlow cannot use in place; each is read once into aligned memory of its own, on two
+  background threads while the model is built).
 
 Ours is also timed with `mmap=False` (every tensor read into memory of the model's own). Each side runs in a fresh
 process (imports included), the rounds alternate sides and the best of `--rounds` is kept (a shared machine); CPU

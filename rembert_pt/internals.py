@@ -19,6 +19,9 @@ computes the same numbers.
 - `int_mm` (`torch._int_mm`, int8 x int8 -> int32 on CPU): the matrix product of `quantize="int8"` layers, where
   it is exact (VNNI / AVX-512; a CPU with AVX2 only saturates, checked once per process). Off, or not exact: the
   same product in float32 (exact below 2**24, else within float rounding), no faster than float32.
+- `import_gc` (`gc.freeze`, in rembert_pt/__init__.py, before PyTorch is imported; see rembert_spec.import_gc):
+  PyTorch's objects are imported with the cyclic collector paused, then frozen out of its sweeps: import about
+  0.1 s and interpreter exit about 0.25 s faster, every full collection cheaper. Off: the collector is left alone.
 """
 
 from __future__ import annotations

@@ -95,16 +95,36 @@ class SpecCheckpoint:
     def dtype(self, entry: WeightEntry) -> np.dtype:
         return self.reader.info(self._keys[entry.name]).dtype
 
+    def _transposed(self, entry: WeightEntry, tf_layout: bool) -> bool:
+        return entry.tf_transpose and self._file_transposed(entry) != tf_layout
+
+    def _copied(self, entry: WeightEntry, tf_layout: bool, dtype: np.dtype | None) -> bool:
+        """The caller copies this tensor anyway: transposed to its layout, or cast to the `dtype` it stores."""
+        return self._transposed(entry, tf_layout) or (dtype is not None and np.dtype(dtype) != self.dtype(entry))
+
     def read(self, entry: WeightEntry, tf_layout: bool = False, dtype: np.dtype | None = None) -> np.ndarray:
         """The tensor in PyTorch's layout, or TensorFlow's with `tf_layout` (Dense kernels [in, out]).
 
         Where the file keeps the other layout, or holds another dtype than the `dtype` the caller will store, the
         caller copies it anyway: it then comes as a (transposed) view of the file's map, so that copy is the only
         pass over the bytes, whatever the reader's access."""
-        transposed = entry.tf_transpose and self._file_transposed(entry) != tf_layout
-        cast = dtype is not None and np.dtype(dtype) != self.dtype(entry)
-        array = self.reader.read(self._keys[entry.name], transient=transposed or cast)
+        transposed = self._transposed(entry, tf_layout)
+        array = self.reader.read(self._keys[entry.name], transient=self._copied(entry, tf_layout, dtype))
         return array.T if transposed else array
+
+    def read_ahead(self, entries: list[WeightEntry], tf_layout: bool = False, dtype: np.dtype | None = None) -> None:
+        """Let the reader start reading now, on a background thread, the tensors that `load_weights` with the same
+        arguments will read into memory of their own (those of `entries` the file holds in their shape, not
+        copied by the caller anyway), while the caller does other work: builds the model. The tensors are the
+        same, and so are the errors (raised when each is read); only the time moves."""
+        keys = [
+            self._keys[entry.name]
+            for entry in entries
+            if entry.name in self._keys
+            and self.shape(entry) == entry.shape
+            and not self._copied(entry, tf_layout, dtype)
+        ]
+        self.reader.read_ahead(keys)
 
     @property
     def mapped_files(self) -> list[FileStamp]:

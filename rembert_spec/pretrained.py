@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import hub
-from .checkpoint import LoadReport, load_weights, open_checkpoint, write_weights
+from .checkpoint import LoadReport, SpecCheckpoint, load_weights, open_checkpoint, write_weights
 from .config import CONFIG_NAME, RemBertConfig, as_rembert_config, check_field_names
 from .formats import get_format, load_order
 from .tensor_reader import Access
@@ -224,6 +224,14 @@ def checkpoint_dtype(request: LoadRequest, head: str) -> np.dtype:
     return np.dtype(np.float32)
 
 
+def open_for_loading(request: LoadRequest, *, framework: str, mmap: bool = True, alignment: int = 1) -> SpecCheckpoint:
+    """The checkpoint of `request`, opened as `read_checkpoint` reads it (see there for `mmap` and `alignment`):
+    for a backend that starts reading (`SpecCheckpoint.read_ahead`) before it builds the model. Close it (`with`)."""
+    access = Access(writable=True, mapped=mmap, alignment=alignment)
+    prefer = request.prefer or load_order(framework)
+    return open_checkpoint(request.path, request.config, prefer=prefer, access=access)
+
+
 def read_checkpoint(
     request: LoadRequest,
     entries: list[WeightEntry],
@@ -236,6 +244,7 @@ def read_checkpoint(
     mmap: bool = True,
     alignment: int = 1,
     dtype: np.dtype | None = None,
+    checkpoint: SpecCheckpoint | None = None,
 ) -> LoadReport:
     """Hand every tensor of the checkpoint that `entries` name to `assign(entry, array)`, in the framework's
     layout, and log what was missing, unused or mis-shaped. With `strict`, any of those is an error (raised
@@ -245,14 +254,27 @@ def read_checkpoint(
     their data starts at a multiple of `alignment` bytes (what the framework uses in place), the others read once
     into memory of their own; without `mmap`, all read into memory of their own. Tensors the backend copies
     anyway (transposed, or cast to `dtype`, the dtype it stores) come as views of the file's map, so the copy is
-    the only pass. `report.mapped_files` lists the files whose pages the arrays may keep using."""
-    access = Access(writable=True, mapped=mmap, alignment=alignment)
-    prefer = request.prefer or load_order(framework)
-    with open_checkpoint(request.path, request.config, prefer=prefer, access=access) as checkpoint:
-        report = load_weights(
-            entries, checkpoint, assign, ignore_mismatched_sizes, strict, model_name, framework == "tf", dtype
-        )
-        report.log(model_name, checkpoint.path)
+    the only pass. `report.mapped_files` lists the files whose pages the arrays may keep using.
+
+    `checkpoint`: one the caller opened already (`open_for_loading`, with the same `mmap` and `alignment`) and
+    closes itself."""
+    if checkpoint is None:
+        with open_for_loading(request, framework=framework, mmap=mmap, alignment=alignment) as opened:
+            return read_checkpoint(
+                request,
+                entries,
+                assign,
+                framework=framework,
+                model_name=model_name,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+                strict=strict,
+                dtype=dtype,
+                checkpoint=opened,
+            )
+    report = load_weights(
+        entries, checkpoint, assign, ignore_mismatched_sizes, strict, model_name, framework == "tf", dtype
+    )
+    report.log(model_name, checkpoint.path)
     return report
 
 

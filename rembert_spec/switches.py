@@ -18,7 +18,7 @@ import os
 ENVIRONMENT_VARIABLE = "REMBERT_DISABLE_INTERNALS"
 
 HOOKS = {
-    "torch": ("malloc", "adopt_pages", "tensor_version", "assert_async", "pytree", "int_mm"),
+    "torch": ("malloc", "adopt_pages", "tensor_version", "assert_async", "pytree", "int_mm", "import_gc"),
     "tf": (
         "input_conversion",
         "deferred_variables",
@@ -27,6 +27,7 @@ HOOKS = {
         "save_signature",
         "error_context",
         "keras_tree",
+        "import_gc",
     ),
 }
 PACKAGES = {"torch": "rembert_pt", "tf": "rembert_tf"}

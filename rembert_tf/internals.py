@@ -3,8 +3,8 @@
 Each hook has a name, a test that pins what it relies on (tests/tf/test_internals.py: a Keras or TensorFlow
 upgrade that moves it fails there, loudly) and an off switch: `REMBERT_DISABLE_INTERNALS=1` (all) or a list of
 names (see rembert_spec.switches), read at import; at run time, add names to `DISABLED` (models built and calls
-made afterwards follow it; `error_context` and `keras_tree` act at import only). With any hook off, the model
-computes the same numbers.
+made afterwards follow it; `error_context`, `keras_tree` and `import_gc` act at import only). With any hook off, the
+model computes the same numbers.
 
 - `input_conversion` (`Layer._convert_input_args`, `_allow_non_tensor_positional_args`): no input walk on every
   layer call; float labels keep their dtype under mixed precision. Off: Keras converts the inputs (float labels
@@ -24,6 +24,10 @@ computes the same numbers.
 - `keras_tree` (optree's "keras" namespace): output records reach Keras as their tensors, so a functional model
   reads the backbone's outputs by name. Off: records are single leaves to Keras (a functional model then calls
   the backbone with `return_dict=False`).
+- `import_gc` (`gc.freeze`, in rembert_tf/__init__.py, before TensorFlow is imported; see rembert_spec.import_gc):
+  TensorFlow's and Keras' half a million objects are imported with the cyclic collector paused, then frozen out of
+  its sweeps: import about 0.5 s faster, interpreter exit about 0.75 s faster, every full collection cheaper.
+  Off: the collector is left alone.
 """
 
 from __future__ import annotations

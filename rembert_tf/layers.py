@@ -7,6 +7,7 @@ TensorFlow's (Dense kernels [in, out]); `rembert_tf.pretrained` walks the attrib
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import keras
@@ -19,6 +20,10 @@ def _matmul(x: tf.Tensor, kernel: tf.Tensor, transpose_b: bool = False) -> tf.Te
     """x [..., in] times a 2-D kernel, as one 2-D matmul (the leading axes are folded into the rows)."""
     if x.shape.rank == 2:
         return tf.matmul(x, kernel, transpose_b=transpose_b)
+    if x.shape.is_fully_defined():  # eager calls, static graphs: the same product, without the shape ops
+        rows = math.prod(x.shape[:-1])
+        y = tf.matmul(tf.reshape(x, [rows, x.shape[-1]]), kernel, transpose_b=transpose_b)
+        return tf.reshape(y, x.shape[:-1].concatenate(y.shape[-1:]))
     leading = tf.shape(x)[:-1]
     y = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), kernel, transpose_b=transpose_b)
     out = tf.reshape(y, tf.concat([leading, tf.shape(y)[-1:]], axis=0))

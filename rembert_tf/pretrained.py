@@ -19,12 +19,13 @@ from rembert_spec.pretrained import (
     RemBertModelMixin,
     checkpoint_dtype,
     fresh_entries,
+    open_for_loading,
     push_saved_directory,
     read_checkpoint,
     resolve_load,
     save_model_directory,
 )
-from rembert_spec.weights import WeightEntry
+from rembert_spec.weights import WeightEntry, weight_spec
 
 from . import internals
 from .keras_model import KerasModel
@@ -143,32 +144,36 @@ class TFRemBertPreTrainedModel(RemBertModelMixin, KerasModel):
         # read from the checkpoint, or zeros and then drawn as the spec says (rembert_tf.internals).
         late: list[tuple[keras.Variable, np.ndarray]] = []
         adopted = []
-        with internals.deferred_variables():
-            model = cls(request.config, _loading=True, **model_kwargs)
-            variables = dict(model.named_variables())
-            entries = model.weight_spec()
-            dtype = np.dtype(tf.as_dtype(model.dtype_policy.variable_dtype).as_numpy_dtype)
+        alignment = internals.adoptable_alignment()
+        with open_for_loading(request, framework="tf", mmap=mmap, alignment=alignment) as checkpoint:
+            # The tensors read into memory of their own (not aligned for TensorFlow in the file, or mmap=False)
+            # are read on a background thread while the model is built.
+            planned = weight_spec(request.config, cls.head, request.model_kwargs.get("add_pooling_layer"))
+            checkpoint.read_ahead(planned, tf_layout=True, dtype=_variable_dtype(dtype))
+            with internals.deferred_variables():
+                model = cls(request.config, _loading=True, **model_kwargs)
+                variables = dict(model.named_variables())
+                entries = model.weight_spec()
 
-            def assign(entry: WeightEntry, array: np.ndarray) -> None:
-                variable = variables[entry.pt_key]
-                value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)  # TF's layout already
-                if not internals.create_from(variable, value):
-                    late.append((variable, value))
-                elif internals.adopts(value):
-                    adopted.append(entry)
+                def assign(entry: WeightEntry, array: np.ndarray) -> None:
+                    variable = variables[entry.pt_key]
+                    value = array.astype(tf.as_dtype(variable.dtype).as_numpy_dtype, copy=False)  # TF's layout
+                    if not internals.create_from(variable, value):
+                        late.append((variable, value))
+                    elif internals.adopts(value):
+                        adopted.append(entry)
 
-            report = read_checkpoint(
-                request,
-                entries,
-                assign,
-                framework="tf",
-                model_name=cls.__name__,
-                ignore_mismatched_sizes=ignore_mismatched_sizes,
-                strict=strict,
-                mmap=mmap,
-                alignment=internals.adoptable_alignment(),
-                dtype=dtype,
-            )
+                report = read_checkpoint(
+                    request,
+                    entries,
+                    assign,
+                    framework="tf",
+                    model_name=cls.__name__,
+                    ignore_mismatched_sizes=ignore_mismatched_sizes,
+                    strict=strict,
+                    dtype=_variable_dtype(model.dtype_policy),
+                    checkpoint=checkpoint,
+                )
         for variable, value in late:
             variable.assign(value)
         if adopted:
@@ -292,6 +297,12 @@ _FROM_PRETRAINED_ARGUMENTS = (
     "strict",
     "mmap",
 )
+
+
+def _variable_dtype(dtype: str | keras.DTypePolicy | None) -> np.dtype:
+    """The numpy dtype of the variables of a model built with `dtype` (None: Keras' global policy)."""
+    policy = keras.config.dtype_policy() if dtype is None else keras.dtype_policies.get(dtype)
+    return np.dtype(tf.as_dtype(policy.variable_dtype).as_numpy_dtype)
 
 
 def _load_dtype(dtype: Any, request: LoadRequest, head: str) -> str | keras.DTypePolicy | None:

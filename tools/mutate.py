@@ -234,6 +234,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         SPEC,
     ),
     mutation(
+        "rembert_spec/tensor_reader.py",
+        "            if got < read.nbytes:  # the file ended early",
+        "            if got < 0:  # the file ended early",
+        "a tensor read ahead from a file cut after it was opened is handed out part-filled",
+        ("tests/spec/test_read_ahead.py",),
+    ),
+    mutation(
+        "rembert_spec/tensor_reader.py",
+        "                        self._stopping = True  # the caller meets the error when it takes that tensor",
+        "                        pass",
+        "reading ahead goes on after an error",
+        ("tests/spec/test_read_ahead.py",),
+    ),
+    mutation(
+        "rembert_spec/import_gc.py",
+        "        gc.freeze()\n",
+        "        pass\n",
+        "import_gc pauses the collector but freezes nothing",
+        ("tests/spec/test_import_gc.py",),
+    ),
+    mutation(
         "rembert_spec/checkpoint.py",
         "prefix + name if name in backbone else name for name in checkpoint.names() if name not in wanted",
         "name for name in checkpoint.names() if name not in wanted",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +27,18 @@ import numpy as np
 
 from .. import streaming
 from ..atomic import atomic_write
-from ..tensor_reader import READ_ONLY, Access, CheckpointError, FileStamp, TensorInfo, TensorReader, read_private
+from ..tensor_reader import (
+    READ_AHEAD_SUPPORTED,
+    READ_ONLY,
+    Access,
+    CheckpointError,
+    FileStamp,
+    PlannedRead,
+    ReadAhead,
+    TensorInfo,
+    TensorReader,
+    read_private,
+)
 from ..weights import WeightEntry, get_head
 from ..write_behind import WriteBehind
 from .checkpoint_format import CheckpointFormat
@@ -114,6 +125,7 @@ class H5Reader(TensorReader):
         except OSError as e:
             raise CheckpointError(f"{self.path}: not a readable HDF5 file ({e})") from None
         self._raw: BinaryIO | None = None  # the file's bytes, for datasets read into memory of their own
+        self._ahead: ReadAhead | None = None
         try:
             self._datasets = self._index()
             self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - owned by the reader until close()
@@ -154,17 +166,45 @@ class H5Reader(TensorReader):
         dataset = self._datasets[key]
         return TensorInfo(tuple(dataset.shape), np.dtype(dataset.dtype))
 
+    def _contiguous(self, dataset: h5py.Dataset) -> int | None:
+        """The byte offset of a dataset stored as one run of plain numbers inside the file; None for one HDF5 must
+        assemble (chunked, compressed, empty, or of another kind). ValueError when its data runs past the end."""
+        offset = dataset.id.get_offset()
+        if offset is None or not dataset.size or dataset.dtype.kind not in "fiub":
+            return None
+        if offset + dataset.size * dataset.dtype.itemsize > self._size:
+            raise ValueError(f"its data runs past the end of the file ({self._size} bytes)")
+        return offset
+
+    def read_ahead(self, keys: Sequence[str]) -> None:
+        """Start reading, on a background thread, the datasets of `keys` that `read` would read into memory of
+        their own (`tensor_reader.ReadAhead`); `read` then takes them from it. Anything unusual about a dataset
+        (not contiguous, past the end of the file) is left to `read`, which says what is wrong."""
+        if self._ahead is not None or not READ_AHEAD_SUPPORTED:
+            return
+        planned = []
+        for key in keys:
+            dataset = self._datasets.get(key)
+            try:
+                offset = None if dataset is None else self._contiguous(dataset)
+            except Exception:  # noqa: BLE001 - `read` raises the error, with its message
+                continue
+            if offset is not None and self._access.wants_private_copy(offset):
+                planned.append(PlannedRead(key, offset, np.dtype(dataset.dtype), tuple(dataset.shape)))
+        if planned:
+            self._ahead = ReadAhead(self._raw.fileno(), self.path, planned)
+
     def read(self, key: str, transient: bool = False) -> np.ndarray:
         if key not in self._datasets:
             raise self._missing(key)
+        if self._ahead is not None and (array := self._ahead.take(key)) is not None:
+            return array
         dataset = self._datasets[key]
         try:
-            offset = dataset.id.get_offset()
-            if offset is None or not dataset.size or dataset.dtype.kind not in "fiub":
+            offset = self._contiguous(dataset)
+            if offset is None:
                 return np.asarray(dataset[()])  # chunked, compressed or empty: HDF5 assembles it
             shape, dtype = tuple(dataset.shape), np.dtype(dataset.dtype)
-            if offset + dataset.size * dtype.itemsize > self._size:
-                raise ValueError(f"its data runs past the end of the file ({self._size} bytes)")
             # A map starts at a page boundary, so a dataset's address there is aligned as its file offset is.
             if not transient and self._access.wants_private_copy(offset):
                 return read_private(self._raw, offset, dtype, shape, self.path, key)
@@ -173,6 +213,9 @@ class H5Reader(TensorReader):
             raise CheckpointError(f"{self.path}: cannot read tensor {key!r} ({e})") from None
 
     def close(self) -> None:
+        if getattr(self, "_ahead", None) is not None:
+            self._ahead.close()  # before the file it reads is closed
+            self._ahead = None
         if getattr(self, "_file", None) is not None:
             self._file.close()
             self._file = None

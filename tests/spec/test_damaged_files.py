@@ -6,6 +6,7 @@ as `SAMPLES` below knows how to write a small good checkpoint of it (and fails, 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,8 +78,10 @@ ACCESSES = (READ_ONLY, Access(writable=True, alignment=64), PRIVATE)
 
 
 def _read_everything(fmt: CheckpointFormat, location: Path) -> None:
-    for access in ACCESSES:
+    for access, ahead in itertools.product(ACCESSES, (False, True)):
         with fmt.open(location, access) as reader, np.errstate(all="ignore"):  # damaged bytes may read as NaN
+            if ahead:  # read on background threads (where the reader does), as TensorFlow's from_pretrained asks
+                reader.read_ahead(reader.keys())
             for key in reader.keys():
                 np.asarray(reader.read(key)).sum()
                 np.asarray(reader.read(key, transient=True)).sum()
