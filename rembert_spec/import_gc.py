@@ -7,7 +7,9 @@ after the import). The cyclic collector still walks every one of them: during th
 exits (about 0.75 s). PyTorch's import is smaller, and so is the cost (about 0.4 s, exit included).
 `paused_then_frozen()` pauses the collector for the import and then moves everything alive into its permanent
 generation (`gc.freeze()`), which it never walks again: objects created afterwards (models, tensors, the user's
-own) are collected as usual. The few cycles of garbage the import left stay in memory.
+own) are collected as usual. The cost: the few cycles of garbage the import left stay in memory, and so do cycles
+among objects the program made before the import that become garbage later (import the backend first, as usual,
+or switch the hook off).
 
 It is process-wide, like the allocator tuning of `rembert_pt.internals`; switched off (`REMBERT_DISABLE_INTERNALS`
 naming `import_gc`, or all hooks), the collector is left alone.
