@@ -19,6 +19,7 @@ from rembert_spec import switches
 from rembert_spec.testing import write_random_checkpoint
 from tests.batches import batch_for
 from tests.conftest import tiny_config
+from tests.process_maps import mapped_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,16 +59,6 @@ def test_malloc_pins_glibc_mallopt_and_switches_off(monkeypatch):
 # -- adopt_pages: param.data = tensor keeps the tensor's memory ----------------------------------------------
 
 
-def _mapped_file(address: int) -> str | None:
-    """The file mapped at `address` in this process (Linux /proc/self/maps), or None for anonymous memory."""
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        fields = line.split()
-        start, end = (int(x, 16) for x in fields[0].split("-"))
-        if start <= address < end:
-            return fields[5] if len(fields) > 5 else None
-    return None
-
-
 def test_adopt_pages_pins_that_assigning_data_keeps_the_memory():
     array = np.arange(6, dtype=np.float32)
     param = torch.nn.Parameter(torch.empty(6))
@@ -82,10 +73,10 @@ def test_loaded_parameters_live_on_the_checkpoint_pages_unless_switched_off(tmp_
     write_random_checkpoint(tmp_path, tiny_config(), "masked_lm", seed=1)
     model = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
     weight = model.get_input_embeddings().weight
-    assert _mapped_file(weight.data_ptr()) == str(tmp_path / "model.safetensors")
+    assert mapped_file(weight.data_ptr()) == str(tmp_path / "model.safetensors")
     monkeypatch.setattr(internals.SWITCHES, "disabled", {"adopt_pages"})
     copied = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
-    assert _mapped_file(copied.get_input_embeddings().weight.data_ptr()) != str(tmp_path / "model.safetensors")
+    assert mapped_file(copied.get_input_embeddings().weight.data_ptr()) != str(tmp_path / "model.safetensors")
     torch.testing.assert_close(copied.get_input_embeddings().weight, weight, rtol=0, atol=0)
 
 
@@ -105,7 +96,7 @@ def test_a_pytorch_model_bin_written_by_torch_save_is_adopted_without_a_copy(tmp
     ours = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
     expected = theirs.state_dict()
     for name, param in ours.named_parameters():
-        assert _mapped_file(param.data_ptr()) == str(tmp_path / "pytorch_model.bin"), name
+        assert mapped_file(param.data_ptr()) == str(tmp_path / "pytorch_model.bin"), name
         torch.testing.assert_close(param, expected[name], rtol=0, atol=0)
     with torch.no_grad():
         for param in ours.parameters():
@@ -119,7 +110,7 @@ def test_mmap_false_gives_parameters_memory_of_their_own(tmp_path):
     mapped = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path)
     private = rembert_pt.RemBertForMaskedLM.from_pretrained(tmp_path, mmap=False)
     for (name, a), (_, b) in zip(mapped.named_parameters(), private.named_parameters(), strict=True):
-        assert _mapped_file(b.data_ptr()) is None, name  # anonymous memory, read once
+        assert mapped_file(b.data_ptr()) is None, name  # anonymous memory, read once
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -207,7 +198,7 @@ print(internals.int_mm_is_exact())
 
 
 def _int8_outputs(tmp_path, name: str, caps: dict[str, str]) -> tuple[str, tuple[torch.Tensor, ...]]:
-    env = {**os.environ, **caps, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, **caps, "PYTHONPATH": str(ROOT)}
     out = tmp_path / f"{name}.pt"
     done = subprocess.run(
         [sys.executable, "-c", _AVX2_INT8, str(out)], capture_output=True, text=True, env=env, check=True

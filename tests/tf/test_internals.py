@@ -23,6 +23,7 @@ from rembert_spec.testing import write_random_checkpoint
 from rembert_tf import internals
 from tests.batches import batch_for
 from tests.conftest import tiny_config
+from tests.process_maps import mapped_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,16 +131,6 @@ def test_variables_start_on_the_checkpoints_pages_and_training_never_writes_the_
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
 
 
-def _mapped_file(address: int) -> str | None:
-    """The file mapped at `address` in this process (Linux /proc/self/maps), or None for anonymous memory."""
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        fields = line.split()
-        start, end = (int(x, 16) for x in fields[0].split("-"))
-        if start <= address < end:
-            return fields[5] if len(fields) > 5 else None
-    return None
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_hugging_faces_own_tf_model_h5_reaches_tensorflow_in_one_pass(tmp_path, monkeypatch):
     """Hugging Face's TF save_pretrained leaves most datasets at offsets TensorFlow cannot use in place: each of
@@ -159,7 +150,7 @@ def test_hugging_faces_own_tf_model_h5_reaches_tensorflow_in_one_pass(tmp_path, 
     ours = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
     monkeypatch.setattr(internals, "as_tensor", real)
     assert len(sources) == len(ours.weight_spec()) and all(internals.adopts(value) for value in sources)
-    homes = [_mapped_file(value.ctypes.data) for value in sources]
+    homes = [mapped_file(value.ctypes.data) for value in sources]
     assert homes.count(None) > len(homes) // 2 and homes.count(path) > 0 and set(homes) == {None, path}
     expected = {v.name.split("/", 1)[1]: v.numpy() for v in theirs.weights}  # without the model's own scope
     for entry, (_, variable) in zip(ours.weight_spec(), ours.named_variables(), strict=True):
