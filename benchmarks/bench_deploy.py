@@ -31,19 +31,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.bench_pt_inference import batch, matmul_peak_gflops  # noqa: E402
+from benchmarks.bench_pt_inference import best_time as best_of  # noqa: E402
 from benchmarks.common import ROOT, full_size_checkpoint  # noqa: E402
 
 REPEATS = 3
 
 
 def best_time(fn, repeats: int = REPEATS) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """The best of `repeats` timed calls, after one untimed warm-up call."""
+    fn()
+    return best_of(fn, repeats)
 
 
 def errors(ours: np.ndarray, reference: np.ndarray, real: np.ndarray) -> str:

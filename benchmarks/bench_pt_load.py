@@ -30,7 +30,7 @@ from benchmarks.common import (  # noqa: E402
     full_size_checkpoint,
     hf_saved_checkpoint,
     machine_line,
-    ratio_line,
+    print_load_rows,
     run_child,
 )
 
@@ -84,12 +84,8 @@ def main() -> None:
         files["tf_model.h5 (HF's own; HF loads its pytorch_model.bin)"] = (hf_saved_checkpoint("base", "tf"), hf_bin)
     for kind, (directory, hf_directory) in files.items():
         best = measure(directory, hf_directory, args.rounds)
-        hf = best["HF"]
         print(f"{kind}: {directory}")
-        for side in ("ours", "ours, mmap=False"):
-            print(ratio_line(f"  PyTorch load, {side}", best[side]["wall_s"], hf["wall_s"], "s", "<= 0.50x"))
-            print(ratio_line(f"  CPU time, {side}", best[side]["cpu_s"], hf["cpu_s"], "s", "-"))
-            print(ratio_line(f"  peak RSS, {side}", best[side]["peak_rss_mb"], hf["peak_rss_mb"], "MB", "-"))
+        print_load_rows("PyTorch load", best, "<= 0.50x")
 
 
 if __name__ == "__main__":

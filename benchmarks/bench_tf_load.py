@@ -27,7 +27,7 @@ from benchmarks.common import (  # noqa: E402
     full_size_checkpoint,
     hf_saved_checkpoint,
     machine_line,
-    ratio_line,
+    print_load_rows,
     run_child,
 )
 
@@ -73,12 +73,8 @@ def main() -> None:
     }
     for kind, directory in files.items():
         best = measure(directory, args.rounds)
-        hf = best["HF"]
         print(f"tf_model.h5 {kind}: {directory}")
-        for side in ("ours", "ours, mmap=False"):
-            print(ratio_line(f"  TF load, {side}", best[side]["wall_s"], hf["wall_s"], "s", "<= 0.20x"))
-            print(ratio_line(f"  CPU time, {side}", best[side]["cpu_s"], hf["cpu_s"], "s", "-"))
-            print(ratio_line(f"  peak RSS, {side}", best[side]["peak_rss_mb"], hf["peak_rss_mb"], "MB", "-"))
+        print_load_rows("TF load", best, "<= 0.20x")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,16 @@ def ratio_line(what: str, ours: float, theirs: float, unit: str, target: str) ->
     return f"{what:<38} {figures}  (target {target})"
 
 
+def print_load_rows(what: str, best: dict[str, dict], target: str) -> None:
+    """The load benchmarks' rows: wall time (against `target`), CPU time and peak RSS of our two loads ("ours",
+    "ours, mmap=False") against Hugging Face's ("HF"), each side as `run_child` measured it."""
+    hf = best["HF"]
+    for side in ("ours", "ours, mmap=False"):
+        print(ratio_line(f"  {what}, {side}", best[side]["wall_s"], hf["wall_s"], "s", target))
+        print(ratio_line(f"  CPU time, {side}", best[side]["cpu_s"], hf["cpu_s"], "s", "-"))
+        print(ratio_line(f"  peak RSS, {side}", best[side]["peak_rss_mb"], hf["peak_rss_mb"], "MB", "-"))
+
+
 _HF_SAVE = """
 import json
 if {framework!r} == "tf":
