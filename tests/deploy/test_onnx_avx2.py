@@ -61,7 +61,8 @@ def test_valgrinds_cpu_takes_the_saturating_kernel_that_weights_within_64_avoid(
         matmul_integer_model(tmp_path / f"w{limit}.onnx", weight)
         expected = inputs["a"].astype(np.int64) @ weight.astype(np.int64)
         native = ort.InferenceSession(str(tmp_path / f"w{limit}.onnx"), providers=["CPUExecutionProvider"])
-        assert (native.run(None, inputs)[0] == expected).all() or not exact_on_avx2
+        if exact_on_avx2:  # exact on every CPU: this one too (full-range weights are exact here only with VNNI)
+            assert (native.run(None, inputs)[0] == expected).all()
         got = run_on_an_avx2_cpu(tmp_path / f"w{limit}.onnx", inputs, tmp_path)
         assert bool((got == expected).all()) == exact_on_avx2, f"weights within {limit}"
 
