@@ -1,26 +1,37 @@
 """The int8 ONNX export computes the same numbers on a CPU without AVX-512 or VNNI (AVX2 only).
 
-ONNX Runtime picks its int8 kernel from what the CPU reports, and has no switch to pick another. Valgrind's CPU
-reports AVX2 without AVX-512 or VNNI, so ONNX Runtime run under valgrind takes the kernel an AVX2-only machine takes:
-it adds two uint8 x int8 products in a saturating 16-bit sum.
+ONNX Runtime picks its int8 kernel from what the CPU reports, and has no switch to pick another. Two CPUs that report
+AVX2 without AVX-512 or VNNI, on which ONNX Runtime takes the kernel an AVX2-only machine takes (it adds two
+uint8 x int8 products in a saturating 16-bit sum):
+- valgrind's, which emulates the whole process;
+- the CPUID hold that benchmarks/bench_deploy.py times ONNX Runtime under (benchmarks/onnx_runtime_on_avx2.py): a
+  copy of ONNX Runtime whose CPUID instructions are answered as on an AVX2-only CPU, its kernels run natively.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
+import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 import rembert_pt
+from benchmarks import onnx_runtime_on_avx2
 from tests.batches import batch_for, config_for
 
+ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+_PROBE = """
+from benchmarks.onnx_runtime_on_avx2 import int8_products_exact
+print(int8_products_exact(127), int8_products_exact(64))
+"""
 
 _RUN = """
 import sys
@@ -31,43 +42,34 @@ np.save(sys.argv[3], session.run([session.get_outputs()[0].name], feed)[0])
 """
 
 
-def run_on_an_avx2_cpu(model_path, feed: dict, tmp_path) -> np.ndarray:
-    """ONNX Runtime's first output for `feed`, computed under valgrind (an AVX2 CPU without VNNI)."""
-    valgrind = shutil.which("valgrind")
-    assert valgrind, "valgrind is needed to run ONNX Runtime on a CPU without AVX-512: apt-get install valgrind"
-    np.savez(tmp_path / "feed.npz", **feed)
-    out = tmp_path / "out.npy"
-    command = [valgrind, "-q", "--tool=none", sys.executable, "-c", _RUN, str(model_path), str(tmp_path / "feed.npz")]
-    subprocess.run([*command, str(out)], check=True, capture_output=True, timeout=600)
-    return np.load(out)
+@pytest.fixture(scope="module", params=["valgrind", "cpuid hold"])
+def on_an_avx2_cpu(request, tmp_path_factory):
+    """Runs `python -c code args...` in a child process on an AVX2-only CPU; returns its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    prefix = [sys.executable]
+    if request.param == "valgrind":
+        valgrind = shutil.which("valgrind")
+        assert valgrind, "valgrind is needed to run ONNX Runtime on a CPU without AVX-512: apt-get install valgrind"
+        prefix = [valgrind, "-q", "--tool=none", sys.executable]
+    else:
+        held = onnx_runtime_on_avx2.environment(tmp_path_factory.mktemp("held"))
+        env.update(LD_PRELOAD=held["LD_PRELOAD"], PYTHONPATH=f"{held['PYTHONPATH']}{os.pathsep}{ROOT}")
+
+    def run(code: str, *args) -> str:
+        done = subprocess.run([*prefix, "-c", code, *map(str, args)], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"{request.param}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    return run
 
 
-def matmul_integer_model(path, weight: np.ndarray) -> None:
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
-        "int8_product",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, weight.shape[0]])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [None, weight.shape[1]])],
-        [numpy_helper.from_array(weight, "b")],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+def test_the_avx2_cpu_takes_the_saturating_kernel_that_weights_within_64_avoid(on_an_avx2_cpu):
+    # What makes the next test mean something: there, full-range int8 weights come out wrong; within 64 they are exact.
+    assert on_an_avx2_cpu(_PROBE).split() == ["False", "True"]
+    assert onnx_runtime_on_avx2.int8_products_exact(64)  # and on this CPU, whatever it has
 
 
-def test_valgrinds_cpu_takes_the_saturating_kernel_that_weights_within_64_avoid(tmp_path):
-    # What makes the next test mean something: under valgrind, full-range int8 weights come out wrong.
-    inputs = {"a": np.full((4, 64), 255, dtype=np.uint8)}
-    for limit, exact_on_avx2 in ((127, False), (64, True)):
-        weight = np.full((64, 16), limit, dtype=np.int8)
-        matmul_integer_model(tmp_path / f"w{limit}.onnx", weight)
-        expected = inputs["a"].astype(np.int64) @ weight.astype(np.int64)
-        native = ort.InferenceSession(str(tmp_path / f"w{limit}.onnx"), providers=["CPUExecutionProvider"])
-        if exact_on_avx2:  # exact on every CPU: this one too (full-range weights are exact here only with VNNI)
-            assert (native.run(None, inputs)[0] == expected).all()
-        got = run_on_an_avx2_cpu(tmp_path / f"w{limit}.onnx", inputs, tmp_path)
-        assert bool((got == expected).all()) == exact_on_avx2, f"weights within {limit}"
-
-
-def test_the_int8_export_gives_the_same_hidden_states_on_an_avx2_cpu(tmp_path):
+def test_the_int8_export_gives_the_same_hidden_states_on_an_avx2_cpu(on_an_avx2_cpu, tmp_path):
     torch.manual_seed(0)
     model = rembert_pt.RemBertModel(config_for("base")).eval()
     with torch.no_grad():  # one projection whose weights all share a sign: pairs of large products everywhere
@@ -77,6 +79,8 @@ def test_the_int8_export_gives_the_same_hidden_states_on_an_avx2_cpu(tmp_path):
     feed = {k: v for k, v in batch_for("base", model.config).items() if k in INPUTS}
     native = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = native.run(["last_hidden_state"], feed)[0]
-    got = run_on_an_avx2_cpu(path, feed, tmp_path)
+    np.savez(tmp_path / "feed.npz", **feed)
+    on_an_avx2_cpu(_RUN, path, tmp_path / "feed.npz", tmp_path / "out.npy")
+    got = np.load(tmp_path / "out.npy")
     # The int8 products are exact on both CPUs; only float32 rounding (other kernels' summation order) differs.
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
