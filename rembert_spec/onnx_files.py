@@ -103,7 +103,9 @@ def _serialized_size(model) -> int:
 # -- int8 ---------------------------------------------------------------------------------------------------
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, weights: Collection[str]) -> Path:
+def quantize_int8(
+    src: str | os.PathLike, dst: str | os.PathLike, weights: Collection[str], weight_terms: int = 2
+) -> Path:
     """Write at `dst` the ONNX model `src` with every MatMul / Gemm whose weight (second input) is an initializer
     named in `weights` computed in int8 by ONNX Runtime (DynamicQuantizeLinear + MatMulInteger); the rest stays
     float. Each such weight is split in two matrices, W_hi (W rounded to 129 levels per output channel) and W_lo
@@ -113,13 +115,18 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, weights: Colle
     Why the reduced range: ONNX Runtime's int8 kernel for CPUs without VNNI (AVX2 only) adds two products of a uint8
     input and an int8 weight in a saturating 16-bit sum. With weights within 64, such a sum stays below
     2 * 255 * 64 = 32640 < 2^15, so the model computes the same numbers on every x86 CPU; full-range weights come out
-    wrong there (tests/deploy/test_onnx_avx2.py shows both on a CPU without AVX-512 or VNNI)."""
+    wrong there (tests/deploy/test_onnx_avx2.py shows both on a CPU without AVX-512 or VNNI).
+
+    `weight_terms=1` keeps W_hi alone: half the int8 work, for measuring what the second term buys (on the full-size
+    model about 10% error instead of 1.7%; docs/deployment.md)."""
+    if weight_terms not in (1, 2):
+        raise ValueError(f"weight_terms must be 1 or 2, got {weight_terms!r}")
     require_onnx("onnx", "onnxruntime")
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
-    chosen = _split_weights(model, set(weights))
+    chosen = _split_weights(model, set(weights), weight_terms)
     if not chosen:
         raise ValueError(f"{src}: none of the {len(weights)} weights to quantize is a MatMul or Gemm weight")
     with tempfile.TemporaryDirectory(prefix=".rembert-int8-") as scratch:
@@ -162,9 +169,9 @@ def _root_logger_quiet() -> Iterator[None]:
 _WEIGHT_LEVELS = 64  # ONNX Runtime's reduced range for int8 weights: [-64, 64]
 
 
-def _split_weights(model, weights: set[str]) -> list[str]:
-    """Rewrite each MatMul(X, W) or Gemm(X, W) with W in `weights` as MatMul(X, W_hi) + MatMul(X, W_lo) (+ bias);
-    returns the names of the new MatMul nodes."""
+def _split_weights(model, weights: set[str], terms: int = 2) -> list[str]:
+    """Rewrite each MatMul(X, W) or Gemm(X, W) with W in `weights` as MatMul(X, W_hi) + MatMul(X, W_lo) (+ bias),
+    or with `terms=1` as MatMul(X, W_hi) (+ bias); returns the names of the new MatMul nodes."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -187,22 +194,25 @@ def _split_weights(model, weights: set[str]) -> list[str]:
         # The levels of the quantizer's reduced range: W_hi's largest value is 64 steps, so it quantizes exactly.
         scale = np.maximum(np.abs(matrix).max(axis=0, keepdims=True), np.finfo(np.float32).tiny) / _WEIGHT_LEVELS
         hi = (np.clip(np.round(matrix / scale), -_WEIGHT_LEVELS, _WEIGHT_LEVELS) * scale).astype(np.float32)
-        lo = (matrix - hi).astype(np.float32)
         base = f"{node.name or weight}.int8"
-        graph.initializer.extend(
-            [numpy_helper.from_array(hi, f"{weight}.hi"), numpy_helper.from_array(lo, f"{weight}.lo")]
-        )
         x, y = node.input[0], node.output[0]
-        nodes += [
-            helper.make_node("MatMul", [x, f"{weight}.hi"], [f"{base}.hi_out"], name=f"{base}.hi"),
-            helper.make_node("MatMul", [x, f"{weight}.lo"], [f"{base}.lo_out"], name=f"{base}.lo"),
-        ]
-        summed = [f"{base}.hi_out", f"{base}.lo_out"]
+        graph.initializer.append(numpy_helper.from_array(hi, f"{weight}.hi"))
+        nodes.append(helper.make_node("MatMul", [x, f"{weight}.hi"], [f"{base}.hi_out"], name=f"{base}.hi"))
+        addends = [f"{base}.hi_out"]
+        if terms == 2:
+            graph.initializer.append(numpy_helper.from_array((matrix - hi).astype(np.float32), f"{weight}.lo"))
+            nodes.append(helper.make_node("MatMul", [x, f"{weight}.lo"], [f"{base}.lo_out"], name=f"{base}.lo"))
+            addends.append(f"{base}.lo_out")
         if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
-            nodes.append(helper.make_node("Add", summed, [f"{base}.sum"], name=f"{base}.sum"))
-            summed = [f"{base}.sum", node.input[2]]
-        nodes.append(helper.make_node("Add", summed, [y], name=f"{base}.add"))
-        chosen += [f"{base}.hi", f"{base}.lo"]
+            addends.append(node.input[2])  # the bias
+        total = addends[0]
+        for i, addend in enumerate(addends[1:], 1):
+            out = y if i == len(addends) - 1 else f"{base}.sum{i}"
+            nodes.append(helper.make_node("Add", [total, addend], [out], name=f"{base}.add{i}"))
+            total = out
+        if total != y:
+            nodes.append(helper.make_node("Identity", [total], [y], name=f"{base}.out"))
+        chosen += [f"{base}.hi", f"{base}.lo"][:terms]
     used = {name for node in nodes for name in node.input}
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]

@@ -109,3 +109,24 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="opset must be an integer >= 17"):
         model.to_onnx(tmp_path / "model.onnx", opset=13)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_one_weight_term_halves_the_int8_products_and_loses_accuracy(tmp_path):
+    # The benchmark's measurement of what the second term buys (bench_deploy: one term on an AVX2-only CPU).
+    model = model_for("base")
+    float_path = model.to_onnx(tmp_path / "float.onnx")
+    weights = {n.input[1] for n in onnx.load(str(float_path)).graph.node if n.op_type in ("MatMul", "Gemm")}
+    weights &= {f"model.{name}" for name, _ in model.named_parameters() if ".intermediate." in name}
+    inputs = {k: v for k, v in batch_for("base", model.config).items() if k in INPUTS}
+    expected = session(float_path).run(["last_hidden_state"], inputs)[0]
+    products, errors = {}, {}
+    for terms in (1, 2):
+        path = onnx_files.quantize_int8(float_path, tmp_path / f"int8-{terms}.onnx", weights, weight_terms=terms)
+        products[terms] = sum(n.op_type == "MatMulInteger" for n in onnx.load(str(path)).graph.node)
+        got = session(path).run(["last_hidden_state"], inputs)[0]
+        errors[terms] = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    assert products == {1: model.config.num_hidden_layers, 2: 2 * model.config.num_hidden_layers}
+    assert errors[2] < errors[1] < 0.1
+    with pytest.raises(ValueError, match="weight_terms must be 1 or 2, got 3"):
+        onnx_files.quantize_int8(float_path, tmp_path / "int8-3.onnx", weights, weight_terms=3)
+    assert not (tmp_path / "int8-3.onnx").exists()
