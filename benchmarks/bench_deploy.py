@@ -176,11 +176,11 @@ def ours_reduced(directory: Path, inputs: dict, real: np.ndarray, reference: np.
 
 
 _AVX2_CHILD = """
-import json, sys, time
+import json, sys
 import numpy as np, torch
 sys.path.insert(0, ".")
 import rembert_pt
-from benchmarks.bench_pt_inference import batch
+from benchmarks.bench_pt_inference import batch, best_time
 torch.set_grad_enabled(False)
 if sys.argv[1] == "HF float32":
     import transformers
@@ -190,33 +190,24 @@ else:
     model = rembert_pt.RemBertModel.from_pretrained(sys.argv[2], **kwargs)
 ids, mask = batch()
 run = lambda: model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
-out = run().last_hidden_state.float().numpy()
-times = []
-for _ in range(REPEATS):
-    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)
-np.save(sys.argv[3], out)
-print(json.dumps({"seconds": min(times)}))
+np.save(sys.argv[3], run().last_hidden_state.float().numpy())
+print(json.dumps({"seconds": best_time(run, REPEATS)}))
 """
 
 
 _AVX2_ONNX_CHILD = """
-import json, sys, time
-import numpy as np, onnxruntime as ort
+import json, sys
+import numpy as np
 sys.path.insert(0, ".")
 from benchmarks.onnx_runtime_on_avx2 import check_held
-from benchmarks.bench_pt_inference import batch
+from benchmarks.bench_deploy import ort_session
+from benchmarks.bench_pt_inference import batch, best_time
 check_held()
-options = ort.SessionOptions()
-options.intra_op_num_threads = THREADS
-session = ort.InferenceSession(sys.argv[2], options, providers=["CPUExecutionProvider"])
+session = ort_session(sys.argv[2])
 ids, mask = (x.numpy() for x in batch())
 feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-out = session.run(["last_hidden_state"], feed)[0]
-times = []
-for _ in range(REPEATS):
-    start = time.perf_counter(); session.run(None, feed); times.append(time.perf_counter() - start)
-np.save(sys.argv[3], out)
-print(json.dumps({"seconds": min(times)}))
+np.save(sys.argv[3], session.run(["last_hidden_state"], feed)[0])
+print(json.dumps({"seconds": best_time(lambda: session.run(None, feed), REPEATS)}))
 """
 
 
@@ -228,36 +219,35 @@ def as_on_avx2(directory: Path, scratch: Path, real: np.ndarray, reference: np.n
 
     caps = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
     torch_env = {**os.environ, **caps, "PYTHONPATH": str(ROOT)}
-    reference_row = "HF PyTorch fp32, AVX2 only"
-    runs = [
-        (reference_row if label == "HF float32" else f"ours {label}, AVX2 only", _AVX2_CHILD, label, directory)
-        for label in ("HF float32", "float32", "bfloat16", "int8")
-    ]
-    runs.append(("HF exported, ONNX Runtime fp32, AVX2 only", _AVX2_ONNX_CHILD, "fp32", scratch / "hf.onnx"))
-    runs += [
-        (f"ours ONNX Runtime {kind}, AVX2 only", _AVX2_ONNX_CHILD, kind, scratch / file)
-        for kind, file in ONNX_FILES.items()
-    ]
     onnx_env, onnx_missing = None, ""
     try:
-        held = onnx_runtime_on_avx2.environment()
-        onnx_env = {
-            **os.environ,
-            "LD_PRELOAD": held["LD_PRELOAD"],
-            "PYTHONPATH": f"{held['PYTHONPATH']}{os.pathsep}{ROOT}",
-        }
+        onnx_env = {**os.environ, **onnx_runtime_on_avx2.environment()}
     except Exception as e:  # the PyTorch rows still run; the ONNX Runtime rows say why they are missing
         onnx_missing = f"ONNX Runtime not held to AVX2: {type(e).__name__}: {e}"[:200]
-    for name, code, label, source in runs:
-        env = torch_env if code is _AVX2_CHILD else onnx_env
+    reference_row = "HF PyTorch fp32, AVX2 only"
+    runs = [
+        (
+            reference_row if label == "HF float32" else f"ours {label}, AVX2 only",
+            _AVX2_CHILD,
+            torch_env,
+            label,
+            directory,
+        )
+        for label in ("HF float32", "float32", "bfloat16", "int8")
+    ]
+    runs.append(("HF exported, ONNX Runtime fp32, AVX2 only", _AVX2_ONNX_CHILD, onnx_env, "fp32", scratch / "hf.onnx"))
+    runs += [
+        (f"ours ONNX Runtime {kind}, AVX2 only", _AVX2_ONNX_CHILD, onnx_env, kind, scratch / file)
+        for kind, file in ONNX_FILES.items()
+    ]
+    for name, code, env, label, source in runs:
         missing = onnx_missing if env is None else "" if source.exists() else f"{source.name} was not exported"
         if missing:
             row(name, float("nan"), missing, versus=reference_row)
             continue
         out_file = scratch / f"avx2-{name.replace(' ', '-').replace(',', '')}.npy"
-        code = code.replace("REPEATS", str(REPEATS)).replace("THREADS", str(torch.get_num_threads()))
         done = subprocess.run(
-            [sys.executable, "-c", code, label, str(source), str(out_file)],
+            [sys.executable, "-c", code.replace("REPEATS", str(REPEATS)), label, str(source), str(out_file)],
             capture_output=True,
             text=True,
             env=env,

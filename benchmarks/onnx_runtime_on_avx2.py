@@ -14,21 +14,22 @@ benchmarks/.cache/.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import CACHE
+from benchmarks.common import CACHE, ROOT
 
 SHIM_SOURCE = Path(__file__).resolve().parent / "cpuid_avx2.c"
 CPUID, UD2 = b"\x0f\xa2", b"\x0f\x0b"
 
 
 def environment(cache: Path = CACHE) -> dict[str, str]:
-    """PYTHONPATH (to prepend) and LD_PRELOAD for a child process whose `import onnxruntime` sees an AVX2-only CPU;
-    the rewritten copy is built under `cache` once."""
+    """PYTHONPATH (the rewritten copy, then this repository) and LD_PRELOAD for a child process whose
+    `import onnxruntime` sees an AVX2-only CPU; the copy is built under `cache` once."""
     import onnxruntime
 
     package = Path(onnxruntime.__file__).resolve().parent
@@ -37,7 +38,7 @@ def environment(cache: Path = CACHE) -> dict[str, str]:
     built = cache / f"onnxruntime-avx2-{onnxruntime.__version__}-{recipe}"
     if not (built / ".complete").exists():
         _build(package, built)
-    return {"PYTHONPATH": str(built / "site"), "LD_PRELOAD": str(built / "cpuid_avx2.so")}
+    return {"PYTHONPATH": f"{built / 'site'}{os.pathsep}{ROOT}", "LD_PRELOAD": str(built / "cpuid_avx2.so")}
 
 
 def _build(package: Path, built: Path) -> None:

@@ -52,8 +52,7 @@ def on_an_avx2_cpu(request, tmp_path_factory):
         assert valgrind, "valgrind is needed to run ONNX Runtime on a CPU without AVX-512: apt-get install valgrind"
         prefix = [valgrind, "-q", "--tool=none", sys.executable]
     else:
-        held = onnx_runtime_on_avx2.environment(tmp_path_factory.mktemp("held"))
-        env.update(LD_PRELOAD=held["LD_PRELOAD"], PYTHONPATH=f"{held['PYTHONPATH']}{os.pathsep}{ROOT}")
+        env.update(onnx_runtime_on_avx2.environment(tmp_path_factory.mktemp("held")))
 
     def run(code: str, *args) -> str:
         done = subprocess.run([*prefix, "-c", code, *map(str, args)], env=env, cwd=ROOT, capture_output=True, text=True)
